@@ -1,0 +1,95 @@
+//! The cluster edge, as the core sees it: node snapshots in, verified per-node results
+//! out, and the fence that gates every cloud mutation on leadership.
+//!
+//! The Kubernetes implementations (reflector, status writer, lease) live behind these
+//! types; `simulate` and the tests plug in in-memory ones.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// A Node as the controller needs it: no more than the route decision uses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterNode {
+    pub name: String,
+    pub uid: String,
+    /// `metadata.creationTimestamp` in seconds since the epoch: quota admission is oldest-first.
+    pub created_unix: i64,
+    /// `spec.providerID`, raw; `None` when unset.
+    pub provider_id: Option<String>,
+    /// `spec.podCIDRs` (or `spec.podCIDR`), raw and unparsed: validating them is the planner's job.
+    pub pod_cidrs: Vec<String>,
+    /// InternalIP addresses from `status.addresses`.
+    pub internal_ips: Vec<IpAddr>,
+}
+
+/// The node list the reconciler works from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeSnapshot {
+    pub nodes: Vec<ClusterNode>,
+    /// True when the list is known to be complete (an initial list that succeeded, or the
+    /// operator said so). The deletion guard only yields to an authoritative list.
+    pub authoritative: bool,
+}
+
+pub type SharedSnapshot = Arc<NodeSnapshot>;
+
+/// The verified route state of one node after a pass.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum NodeRouteStatus {
+    /// Every route of the node (all families, all managed tables) is verified present.
+    Routed,
+    /// Not yet routed: a change is planned or in flight, or failed and will be retried.
+    Pending {
+        reason: String,
+    },
+    QuotaExceeded {
+        reason: String,
+    },
+    Conflict {
+        reason: String,
+    },
+    InvalidInput {
+        reason: String,
+    },
+}
+
+impl NodeRouteStatus {
+    pub fn is_routed(&self) -> bool {
+        matches!(self, NodeRouteStatus::Routed)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeReport {
+    pub node: String,
+    pub uid: String,
+    pub status: NodeRouteStatus,
+}
+
+/// Where verified per-node results go (the Kubernetes NetworkUnavailable writer,
+/// or an in-memory sink in `simulate`).
+#[async_trait]
+pub trait StatusSink: Send + Sync {
+    async fn publish(&self, reports: &[NodeReport]);
+}
+
+/// Gates every cloud mutation: a mutation may start only while this says so.
+pub trait Fence: Send + Sync {
+    /// True when we hold leadership with at least `needed` left before it could lapse.
+    fn may_mutate(&self, needed: Duration) -> bool;
+}
+
+/// For `simulate`, `plan` and single-replica runs without election.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AlwaysLeader;
+
+impl Fence for AlwaysLeader {
+    fn may_mutate(&self, _needed: Duration) -> bool {
+        true
+    }
+}

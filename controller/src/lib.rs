@@ -1,0 +1,3 @@
+//! cni-cloud-controller: keeps every Node's PodCIDRs routed in the cloud's route tables.
+
+pub mod cluster;

@@ -1,0 +1,1 @@
+//! AWS EC2 route-table provider (see issue: AWS provider).

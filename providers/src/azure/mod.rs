@@ -1,0 +1,1 @@
+//! Azure ARM route-table provider (see issue: Azure provider).

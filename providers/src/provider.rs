@@ -1,0 +1,45 @@
+//! The cloud edge: everything the controller asks of a cloud goes through this trait.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+
+use crate::model::{
+    ChangeOutcome, Cloud, ForwardingChange, NodeTarget, RouteChange, RouteTable, TableId,
+};
+use crate::{ApiCounters, CloudError};
+
+#[async_trait]
+pub trait CloudProvider: Send + Sync {
+    fn cloud(&self) -> Cloud;
+
+    /// The tables this cluster manages: tagged / configured ones, in a stable order.
+    async fn discover_tables(&self) -> Result<Vec<TableId>, CloudError>;
+
+    /// One table with every route in it, its families and its quota.
+    async fn list_table(&self, table: &TableId) -> Result<RouteTable, CloudError>;
+
+    /// Apply a batch of changes to one table. Returns one outcome per change, in order.
+    /// Idempotent: creating a route that already exists with the same target, or deleting
+    /// one that is already gone, succeeds.
+    async fn apply(&self, table: &TableId, changes: &[RouteChange]) -> Vec<ChangeOutcome>;
+
+    /// Resolve providerIDs (`aws:///us-east-1a/i-…`, `azure:///subscriptions/…`) to their
+    /// targets in as few calls as the cloud allows. Every input id gets an entry.
+    async fn resolve_nodes(
+        &self,
+        provider_ids: &[String],
+    ) -> HashMap<String, Result<NodeTarget, CloudError>>;
+
+    /// Make the node's interface forward pod traffic, writing only when it does not.
+    async fn ensure_forwarding(&self, target: &NodeTarget) -> Result<ForwardingChange, CloudError>;
+
+    /// Calls made so far, by action and outcome.
+    fn counters(&self) -> &ApiCounters;
+
+    /// Every cloud API operation this provider can invoke (EC2 action names such as
+    /// `ec2:CreateRoute`, or ARM operations such as
+    /// `Microsoft.Network/routeTables/write`). The identities in terraform/ must grant
+    /// exactly these; a test holds the provider to this list.
+    fn operations(&self) -> &'static [&'static str];
+}

@@ -1,0 +1,176 @@
+//! One place for retries: every cloud call goes through [`call`], which paces it, counts
+//! it, and retries throttled / transient failures with jittered exponential backoff
+//! (`backon`). The SDKs' own retries are turned off so attempts are never multiplied.
+
+use std::future::Future;
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+
+use crate::counters::{ApiCounters, CallOutcome};
+use crate::error::{CloudError, ErrorKind};
+use crate::pacing::Pacer;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryPolicy {
+    /// Attempts in total, the first one included.
+    pub max_attempts: u32,
+    pub min_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 8,
+            min_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(20),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The same policy with every delay divided by `time_scale` (tests, `simulate`).
+    pub fn scaled(self, time_scale: f64) -> Self {
+        RetryPolicy {
+            min_delay: self.min_delay.div_f64(time_scale),
+            max_delay: self.max_delay.div_f64(time_scale),
+            ..self
+        }
+    }
+
+    fn delays(&self) -> impl Iterator<Item = Duration> + use<> {
+        ExponentialBuilder::default()
+            .with_min_delay(self.min_delay)
+            .with_max_delay(self.max_delay)
+            .with_max_times(self.max_attempts.saturating_sub(1) as usize)
+            .with_jitter()
+            .build()
+    }
+}
+
+/// Run one cloud call: pace, count, and retry what a retry can fix.
+pub async fn call<T, F, Fut>(
+    pacer: &Pacer,
+    policy: &RetryPolicy,
+    counters: &ApiCounters,
+    action: &'static str,
+    mut op: F,
+) -> Result<T, CloudError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, CloudError>>,
+{
+    let mut delays = policy.delays();
+    loop {
+        pacer.acquire().await;
+        let result = op().await;
+        match &result {
+            Ok(_) => {
+                counters.record(action, CallOutcome::Ok);
+                pacer.on_success();
+                return result;
+            }
+            Err(err) => {
+                counters.record(action, CallOutcome::Error(err.kind));
+                if err.kind == ErrorKind::Throttled {
+                    pacer.on_throttle(err.retry_after);
+                }
+                if !err.kind.is_retryable() {
+                    return result;
+                }
+                let Some(delay) = delays.next() else {
+                    return result;
+                };
+                let delay = delay.max(err.retry_after.unwrap_or_default());
+                tracing::debug!(action, error = %err, ?delay, "retrying cloud call");
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pacing::{BucketSpec, PacingConfig};
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    fn fast() -> (Pacer, RetryPolicy, ApiCounters) {
+        (
+            Pacer::new(
+                "t",
+                BucketSpec {
+                    burst: 100,
+                    per_second: 10_000.0,
+                },
+                PacingConfig::default(),
+            ),
+            RetryPolicy {
+                max_attempts: 4,
+                min_delay: Duration::from_millis(1),
+                max_delay: Duration::from_millis(5),
+            },
+            ApiCounters::default(),
+        )
+    }
+
+    #[tokio::test]
+    async fn retries_transient_then_succeeds() {
+        let (pacer, policy, counters) = fast();
+        let n = AtomicU32::new(0);
+        let r = call(&pacer, &policy, &counters, "X", || async {
+            if n.fetch_add(1, Ordering::SeqCst) < 2 {
+                Err(CloudError::new(
+                    ErrorKind::Transient,
+                    "InternalError",
+                    "boom",
+                ))
+            } else {
+                Ok(7)
+            }
+        })
+        .await;
+        assert_eq!(r.unwrap(), 7);
+        assert_eq!(
+            counters.count("X", CallOutcome::Error(ErrorKind::Transient)),
+            2
+        );
+        assert_eq!(counters.count("X", CallOutcome::Ok), 1);
+    }
+
+    #[tokio::test]
+    async fn never_retries_permanent_or_quota() {
+        let (pacer, policy, counters) = fast();
+        for kind in [
+            ErrorKind::Permanent,
+            ErrorKind::QuotaExceeded,
+            ErrorKind::NotFound,
+        ] {
+            let n = AtomicU32::new(0);
+            let r: Result<(), _> = call(&pacer, &policy, &counters, "X", || async {
+                n.fetch_add(1, Ordering::SeqCst);
+                Err(CloudError::new(kind, "E", "no"))
+            })
+            .await;
+            assert_eq!(r.unwrap_err().kind, kind);
+            assert_eq!(n.load(Ordering::SeqCst), 1);
+        }
+    }
+
+    #[tokio::test]
+    async fn gives_up_after_max_attempts_and_brakes_on_throttle() {
+        let (pacer, policy, counters) = fast();
+        let r: Result<(), _> = call(&pacer, &policy, &counters, "X", || async {
+            Err(CloudError::new(
+                ErrorKind::Throttled,
+                "RequestLimitExceeded",
+                "slow down",
+            ))
+        })
+        .await;
+        assert_eq!(r.unwrap_err().code, "RequestLimitExceeded");
+        assert_eq!(counters.throttled(), 4);
+        assert!(pacer.factor() < 1.0);
+    }
+}
