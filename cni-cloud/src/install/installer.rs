@@ -1,0 +1,353 @@
+//! The installation itself, between the edges: pre-flight every change, then copy the plugin,
+//! switch on forwarding, install the masquerade table, and write the CNI config last — the
+//! config is what tells the kubelet the node's network is ready. Afterwards `reassert` puts
+//! back whatever someone removed or changed.
+
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+
+use super::conflist::{self, ConflistSpec};
+use super::error::InstallError;
+use super::files::{self, Fingerprint};
+use super::firewall::Firewall;
+use super::masquerade::{self, MasqueradeSpec};
+use super::sysctl::{IPV4_FORWARD, IPV6_FORWARD, Sysctls};
+
+/// Name of the plugin binary in the CNI bin dir (the conflist's `type`).
+pub const PLUGIN_BINARY: &str = conflist::PLUGIN_TYPE;
+/// Suffix given to foreign configs moved aside by `--replace-conflicting`.
+pub const DISABLED_SUFFIX: &str = ".cni-cloud-disabled";
+
+/// Everything the installer needs, resolved and validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub bin_dir: PathBuf,
+    pub conf_dir: PathBuf,
+    pub conflist_name: String,
+    pub source_binary: PathBuf,
+    pub data_dir: PathBuf,
+    pub nft_table: String,
+    pub masquerade: bool,
+    pub no_masquerade: Vec<IpNet>,
+    pub portmap: bool,
+    pub replace_conflicting: bool,
+    pub conflist: ConflistSpec,
+}
+
+impl Settings {
+    fn binary_path(&self) -> PathBuf {
+        self.bin_dir.join(PLUGIN_BINARY)
+    }
+
+    fn conflist_path(&self) -> PathBuf {
+        self.conf_dir.join(&self.conflist_name)
+    }
+
+    pub fn masquerade_spec(&self) -> MasqueradeSpec {
+        MasqueradeSpec {
+            table: self.nft_table.clone(),
+            pod_cidrs: self.conflist.pod_cidrs.clone(),
+            no_masquerade: self.no_masquerade.clone(),
+        }
+    }
+
+    fn has_ipv6_pods(&self) -> bool {
+        self.conflist
+            .pod_cidrs
+            .iter()
+            .any(|net| matches!(net, IpNet::V6(_)))
+    }
+
+    fn forwarding_keys(&self) -> Vec<&'static str> {
+        let mut keys = vec![IPV4_FORWARD];
+        if self.has_ipv6_pods() {
+            keys.push(IPV6_FORWARD);
+        }
+        keys
+    }
+}
+
+/// Checks that need no pod CIDRs: the host paths. Run before waiting for the Node so a
+/// misconfigured mount fails at once.
+pub fn preflight_paths(settings: &Settings) -> Result<(), InstallError> {
+    files::check_writable_dir("CNI bin dir", &settings.bin_dir)?;
+    files::check_writable_dir("CNI conf dir", &settings.conf_dir)?;
+    std::fs::File::open(&settings.source_binary).map_err(InstallError::io(
+        "plugin binary to install",
+        &settings.source_binary,
+    ))?;
+    if settings.portmap && !settings.bin_dir.join("portmap").exists() {
+        return Err(InstallError::Config(format!(
+            "--portmap chains the reference portmap plugin, but {} does not exist; install \
+             containernetworking-plugins on the node or drop --portmap",
+            settings.bin_dir.join("portmap").display()
+        )));
+    }
+    let scan = scan_conf_dir(settings)?;
+    if !scan.foreign.is_empty() && !settings.replace_conflicting {
+        return Err(InstallError::Conflicting {
+            dir: settings.conf_dir.clone(),
+            files: scan.foreign.join(", "),
+        });
+    }
+    Ok(())
+}
+
+fn scan_conf_dir(settings: &Settings) -> Result<conflist::ConfDirScan, InstallError> {
+    let entries = files::read_dir_files(&settings.conf_dir)?;
+    Ok(conflist::scan_conf_dir(
+        entries
+            .iter()
+            .map(|(name, bytes)| (name.as_str(), bytes.as_slice())),
+        &settings.conflist_name,
+    ))
+}
+
+/// What `reassert` compares against: the state as installed.
+#[derive(Debug)]
+pub struct Installed {
+    binary: Option<Fingerprint>,
+    conflist: Vec<u8>,
+    /// `nft list table` right after applying; `None` when masquerading is off.
+    nft_listing: Option<String>,
+    nft_transaction: Option<String>,
+}
+
+/// Something `reassert` had to put back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Repair {
+    Binary,
+    Sysctl(&'static str),
+    NftTable,
+    MovedAside(String),
+    Conflist,
+}
+
+/// Installs on a node whose pod CIDRs are known. Every check comes first; if a change still
+/// fails, the changes of this run are undone so the host is left as it was.
+pub fn install(
+    settings: &Settings,
+    sysctls: &Sysctls,
+    firewall: &impl Firewall,
+) -> Result<Installed, InstallError> {
+    // Pre-flight (no changes).
+    preflight_paths(settings)?;
+    settings.conflist.validate().map_err(InstallError::Config)?;
+    let conflist_bytes = settings.conflist.render();
+    let nft_transaction = if settings.masquerade {
+        let spec = settings.masquerade_spec();
+        spec.validate().map_err(InstallError::Config)?;
+        let transaction = spec.render_replace();
+        firewall.check(&transaction)?;
+        Some(transaction)
+    } else {
+        None
+    };
+    for key in settings.forwarding_keys() {
+        sysctls.check_writable(key)?;
+    }
+    let scan = scan_conf_dir(settings)?;
+
+    // Changes, in the order that keeps the node consistent: the plugin before anything that
+    // refers to it, and the config last.
+    let mut undo = Undo::default();
+    let result = (|| {
+        let binary_path = settings.binary_path();
+        let binary_existed = binary_path.exists();
+        files::copy_atomically(&settings.source_binary, &settings.bin_dir, PLUGIN_BINARY)?;
+        if !binary_existed {
+            undo.created_files.push(binary_path.clone());
+        }
+        tracing::info!(path = %binary_path.display(), "installed the plugin binary");
+
+        for key in settings.forwarding_keys() {
+            let before = sysctls.read(key)?;
+            if sysctls.ensure(key, "1")? {
+                undo.sysctls.push((key, before));
+                tracing::info!(sysctl = key, "enabled forwarding");
+            }
+        }
+
+        let nft_listing = match &nft_transaction {
+            Some(transaction) => {
+                if firewall.list_table(&settings.nft_table)?.is_none() {
+                    undo.created_table = Some(settings.nft_table.clone());
+                }
+                firewall.apply(transaction)?;
+                tracing::info!(table = %settings.nft_table, "masquerading pod traffic leaving the non-masquerade CIDRs");
+                firewall.list_table(&settings.nft_table)?
+            }
+            None => None,
+        };
+
+        for name in &scan.foreign {
+            let from = settings.conf_dir.join(name);
+            let to = settings.conf_dir.join(format!("{name}{DISABLED_SUFFIX}"));
+            files::rename(&from, &to)?;
+            undo.renamed.push((to, from));
+            tracing::warn!(file = %name, "moved a conflicting CNI config aside (--replace-conflicting)");
+        }
+
+        files::write_bytes_atomically(
+            &settings.conf_dir,
+            &settings.conflist_name,
+            0o644,
+            &conflist_bytes,
+        )?;
+        tracing::info!(path = %settings.conflist_path().display(), "wrote the CNI config: the node network is ready");
+
+        // Only one cni-cloud config may exist; older ones under other names go once ours is in.
+        for name in &scan.stale_own {
+            files::remove(&settings.conf_dir.join(name))?;
+            tracing::info!(file = %name, "removed an older cni-cloud config");
+        }
+
+        Ok(Installed {
+            binary: files::fingerprint(&binary_path),
+            conflist: conflist_bytes.clone(),
+            nft_listing,
+            nft_transaction: nft_transaction.clone(),
+        })
+    })();
+    if result.is_err() {
+        undo.run(firewall, sysctls);
+    }
+    result
+}
+
+/// What one `install` run changed, to put back if a later step fails.
+#[derive(Default)]
+struct Undo {
+    created_files: Vec<PathBuf>,
+    sysctls: Vec<(&'static str, String)>,
+    created_table: Option<String>,
+    renamed: Vec<(PathBuf, PathBuf)>,
+}
+
+impl Undo {
+    fn run(self, firewall: &impl Firewall, sysctls: &Sysctls) {
+        for (from, to) in self.renamed.iter().rev() {
+            let _ = files::rename(from, to);
+        }
+        if let Some(table) = &self.created_table {
+            let _ = firewall.apply(&masquerade::render_delete(table));
+        }
+        for (key, value) in &self.sysctls {
+            let _ = std::fs::write(sysctls.root.join(key), value);
+        }
+        for path in &self.created_files {
+            let _ = files::remove(path);
+        }
+    }
+}
+
+/// Puts back whatever was removed or changed since `install`, in install order. Each check is
+/// cheap when nothing changed: a stat, a small read, one `nft list`.
+pub fn reassert(
+    settings: &Settings,
+    installed: &mut Installed,
+    sysctls: &Sysctls,
+    firewall: &impl Firewall,
+) -> Result<Vec<Repair>, InstallError> {
+    let mut repairs = Vec::new();
+
+    let binary_path = settings.binary_path();
+    let now = files::fingerprint(&binary_path);
+    if now.is_none() || now != installed.binary {
+        let same = now.is_some()
+            && files::same_contents(&settings.source_binary, &binary_path).unwrap_or(false);
+        if !same {
+            files::copy_atomically(&settings.source_binary, &settings.bin_dir, PLUGIN_BINARY)?;
+            repairs.push(Repair::Binary);
+        }
+        installed.binary = files::fingerprint(&binary_path);
+    }
+
+    for key in settings.forwarding_keys() {
+        if sysctls.ensure(key, "1")? {
+            repairs.push(Repair::Sysctl(key));
+        }
+    }
+
+    if let Some(transaction) = &installed.nft_transaction {
+        let listing = firewall.list_table(&settings.nft_table)?;
+        if listing.is_none() || listing != installed.nft_listing {
+            firewall.apply(transaction)?;
+            installed.nft_listing = firewall.list_table(&settings.nft_table)?;
+            repairs.push(Repair::NftTable);
+        }
+    }
+
+    let scan = scan_conf_dir(settings)?;
+    for name in scan.foreign {
+        if settings.replace_conflicting {
+            let from = settings.conf_dir.join(&name);
+            files::rename(
+                &from,
+                &settings.conf_dir.join(format!("{name}{DISABLED_SUFFIX}")),
+            )?;
+            repairs.push(Repair::MovedAside(name));
+        } else if name.as_str() < settings.conflist_name.as_str() {
+            // It sorts first, so the runtime now uses it instead of ours. Refusing to touch it
+            // is the contract; say loudly what happened.
+            tracing::error!(file = %name, "a foreign CNI config now sorts before ours and takes over pod networking; remove it or run with --replace-conflicting");
+        }
+    }
+    for name in scan.stale_own {
+        files::remove(&settings.conf_dir.join(name))?;
+    }
+
+    let current = std::fs::read(settings.conflist_path()).ok();
+    if current.as_deref() != Some(installed.conflist.as_slice()) {
+        files::write_bytes_atomically(
+            &settings.conf_dir,
+            &settings.conflist_name,
+            0o644,
+            &installed.conflist,
+        )?;
+        repairs.push(Repair::Conflist);
+    }
+    Ok(repairs)
+}
+
+/// Removes cni-cloud from the node: the config first (no new pod uses the plugin), then the
+/// masquerade table, then the binary (so a runtime still tearing a pod down can run it until
+/// the end). Forwarding stays on: other software may rely on it.
+pub fn uninstall(
+    bin_dir: &Path,
+    conf_dir: &Path,
+    nft_table: &str,
+    firewall: &impl Firewall,
+) -> Result<(), InstallError> {
+    files::check_writable_dir("CNI conf dir", conf_dir)?;
+    files::check_writable_dir("CNI bin dir", bin_dir)?;
+    let entries = files::read_dir_files(conf_dir)?;
+    let ours: Vec<&String> = entries
+        .iter()
+        .filter(|(name, bytes)| {
+            conflist::is_loadable_config_name(name) && conflist::is_cni_cloud_config(bytes)
+        })
+        .map(|(name, _)| name)
+        .collect();
+    for name in ours {
+        files::remove(&conf_dir.join(name))?;
+        tracing::info!(file = %name, "removed the CNI config");
+    }
+    if firewall.list_table(nft_table)?.is_some() {
+        firewall.apply(&masquerade::render_delete(nft_table))?;
+        tracing::info!(table = nft_table, "removed the nftables table");
+    }
+    if files::remove(&bin_dir.join(PLUGIN_BINARY))? {
+        tracing::info!(path = %bin_dir.join(PLUGIN_BINARY).display(), "removed the plugin binary");
+    }
+    let disabled: Vec<&String> = entries
+        .iter()
+        .map(|(name, _)| name)
+        .filter(|name| name.ends_with(DISABLED_SUFFIX))
+        .collect();
+    if !disabled.is_empty() {
+        tracing::warn!(files = ?disabled, "configs moved aside by --replace-conflicting are left disabled; rename them back to re-enable that network");
+    }
+    Ok(())
+}

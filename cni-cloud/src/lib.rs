@@ -1,0 +1,3 @@
+//! cni-cloud: the node-local CNI plugin and its DaemonSet installer.
+
+pub mod install;
