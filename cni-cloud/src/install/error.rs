@@ -51,6 +51,9 @@ pub enum InstallError {
         reason: String,
     },
 
+    #[error("not installed: {0}")]
+    NotInstalled(String),
+
     #[error("Kubernetes client: {0}")]
     Kube(String),
 

@@ -109,9 +109,26 @@ fn scan_conf_dir(settings: &Settings) -> Result<conflist::ConfDirScan, InstallEr
 pub struct Installed {
     binary: Option<Fingerprint>,
     conflist: Vec<u8>,
-    /// `nft list table` right after applying; `None` when masquerading is off.
+    /// The table as the kernel should list it; `None` when masquerading is off.
     nft_listing: Option<String>,
     nft_transaction: Option<String>,
+    /// Our rendering of the table, in `nft list` format.
+    nft_rendered: String,
+}
+
+/// What to compare the live table against. Our own rendering when this `nft` prints it
+/// identically: fixed, so an edit racing with the read-back cannot become the reference.
+/// Otherwise (another nft version's formatting) the read-back right after applying.
+fn expected_listing(rendered: &str, read_back: Option<String>) -> Option<String> {
+    match read_back {
+        Some(listing) if listing != rendered => {
+            tracing::debug!(
+                "nft formats the table differently from our rendering; comparing against its listing"
+            );
+            Some(listing)
+        }
+        _ => Some(rendered.to_owned()),
+    }
 }
 
 /// Something `reassert` had to put back.
@@ -135,8 +152,9 @@ pub fn install(
     preflight_paths(settings)?;
     settings.conflist.validate().map_err(InstallError::Config)?;
     let conflist_bytes = settings.conflist.render();
+    let spec = settings.masquerade_spec();
+    let nft_rendered = spec.render_table();
     let nft_transaction = if settings.masquerade {
-        let spec = settings.masquerade_spec();
         spec.validate().map_err(InstallError::Config)?;
         let transaction = spec.render_replace();
         firewall.check(&transaction)?;
@@ -176,7 +194,7 @@ pub fn install(
                 }
                 firewall.apply(transaction)?;
                 tracing::info!(table = %settings.nft_table, "masquerading pod traffic leaving the non-masquerade CIDRs");
-                firewall.list_table(&settings.nft_table)?
+                expected_listing(&nft_rendered, firewall.list_table(&settings.nft_table)?)
             }
             None => None,
         };
@@ -208,6 +226,7 @@ pub fn install(
             conflist: conflist_bytes.clone(),
             nft_listing,
             nft_transaction: nft_transaction.clone(),
+            nft_rendered: nft_rendered.clone(),
         })
     })();
     if result.is_err() {
@@ -274,7 +293,10 @@ pub fn reassert(
         let listing = firewall.list_table(&settings.nft_table)?;
         if listing.is_none() || listing != installed.nft_listing {
             firewall.apply(transaction)?;
-            installed.nft_listing = firewall.list_table(&settings.nft_table)?;
+            installed.nft_listing = expected_listing(
+                &installed.nft_rendered,
+                firewall.list_table(&settings.nft_table)?,
+            );
             repairs.push(Repair::NftTable);
         }
     }
@@ -348,6 +370,34 @@ pub fn uninstall(
         .collect();
     if !disabled.is_empty() {
         tracing::warn!(files = ?disabled, "configs moved aside by --replace-conflicting are left disabled; rename them back to re-enable that network");
+    }
+    Ok(())
+}
+
+/// The readiness check: the plugin is executable and our config is in place.
+pub fn check_installed(
+    bin_dir: &Path,
+    conf_dir: &Path,
+    conflist_name: &str,
+) -> Result<(), InstallError> {
+    use std::os::unix::fs::PermissionsExt;
+    let binary = bin_dir.join(PLUGIN_BINARY);
+    let meta = std::fs::metadata(&binary)
+        .map_err(|err| InstallError::NotInstalled(format!("{}: {err}", binary.display())))?;
+    if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+        return Err(InstallError::NotInstalled(format!(
+            "{} is not an executable file",
+            binary.display()
+        )));
+    }
+    let path = conf_dir.join(conflist_name);
+    let contents = std::fs::read(&path)
+        .map_err(|err| InstallError::NotInstalled(format!("{}: {err}", path.display())))?;
+    if !conflist::is_cni_cloud_config(&contents) {
+        return Err(InstallError::NotInstalled(format!(
+            "{} is not a cni-cloud config",
+            path.display()
+        )));
     }
     Ok(())
 }

@@ -90,6 +90,13 @@ async fn run(args: InstallArgs) -> Result<(), InstallError> {
     let firewall = NftCli {
         binary: args.nft.clone(),
     };
+    if args.check {
+        return installer::check_installed(
+            &args.cni_bin_dir,
+            &args.cni_conf_dir,
+            &args.conflist_name,
+        );
+    }
     if args.uninstall {
         // Refuse while an installer runs: it would put everything straight back.
         let _lock = lock_conf_dir(&args.cni_conf_dir, false).await?;

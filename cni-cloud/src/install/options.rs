@@ -21,6 +21,11 @@ pub struct InstallArgs {
     #[arg(long)]
     pub uninstall: bool,
 
+    /// Exit 0 when the plugin and its config are installed, 1 otherwise (the DaemonSet's
+    /// readiness probe). Changes nothing.
+    #[arg(long, conflicts_with = "uninstall")]
+    pub check: bool,
+
     /// Install once and exit instead of staying to re-assert the installation.
     #[arg(long, env = "CNI_CLOUD_INSTALL_ONCE")]
     pub once: bool,

@@ -1,0 +1,884 @@
+//! `cni-cloud install` end to end: the real binary against temporary directories standing in
+//! for the host's CNI bin dir, conf dir and /proc/sys, and a Kubernetes API on loopback.
+//! Ordering and atomicity are observed with inotify on the host directories, not inferred.
+//!
+//! The nftables test needs root: it runs the installer inside a network namespace it creates
+//! and reads the ruleset back with the real `nft`. Without root it skips loudly, and fails
+//! under CNI_CLOUD_REQUIRE_ALL=1.
+
+use std::ffi::OsString;
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+const BIN: &str = env!("CARGO_BIN_EXE_cni-cloud");
+const CONFLIST: &str = "05-cni-cloud.conflist";
+
+// ---------------------------------------------------------------------------------------
+// A Kubernetes API on loopback that serves one Node.
+
+#[derive(Default)]
+struct ApiState {
+    pod_cidrs: Option<Vec<String>>,
+    requests: Vec<String>,
+}
+
+struct FakeApi {
+    url: String,
+    state: Arc<Mutex<ApiState>>,
+}
+
+impl FakeApi {
+    fn start(node: &'static str) -> FakeApi {
+        Self::serve(TcpListener::bind("127.0.0.1:0").unwrap(), node)
+    }
+
+    /// Listens on the loopback of a network namespace: the socket is created by a thread
+    /// that entered the namespace (setns is per thread), and keeps belonging to it.
+    fn start_in_netns(netns: &str, node: &'static str) -> FakeApi {
+        let path = format!("/run/netns/{netns}");
+        let listener = std::thread::spawn(move || {
+            let ns = fs::File::open(&path).unwrap();
+            nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            TcpListener::bind("127.0.0.1:0").unwrap()
+        })
+        .join()
+        .unwrap();
+        Self::serve(listener, node)
+    }
+
+    fn serve(listener: TcpListener, node: &'static str) -> FakeApi {
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let state = Arc::new(Mutex::new(ApiState::default()));
+        let shared = state.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                let shared = shared.clone();
+                std::thread::spawn(move || serve_connection(stream, node, &shared));
+            }
+        });
+        FakeApi { url, state }
+    }
+
+    fn set_pod_cidrs(&self, cidrs: &[&str]) {
+        self.state.lock().unwrap().pod_cidrs = Some(cidrs.iter().map(|s| s.to_string()).collect());
+    }
+
+    fn requests(&self) -> Vec<String> {
+        self.state.lock().unwrap().requests.clone()
+    }
+
+    fn kubeconfig(&self, dir: &Path) -> PathBuf {
+        let path = dir.join("kubeconfig");
+        fs::write(
+            &path,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: t\n  cluster:\n    server: {}\n\
+                 users:\n- name: installer\n  user:\n    token: installer-token\ncontexts:\n\
+                 - name: t\n  context:\n    cluster: t\n    user: installer\ncurrent-context: t\n",
+                self.url
+            ),
+        )
+        .unwrap();
+        path
+    }
+}
+
+fn serve_connection(stream: std::net::TcpStream, node: &str, state: &Mutex<ApiState>) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut stream = stream;
+    loop {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut content_length = 0usize;
+        loop {
+            let mut header = String::new();
+            if reader.read_line(&mut header).unwrap_or(0) == 0 {
+                return;
+            }
+            if header == "\r\n" {
+                break;
+            }
+            if let Some(value) = header.to_ascii_lowercase().strip_prefix("content-length:") {
+                content_length = value.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0; content_length];
+        let _ = reader.read_exact(&mut body);
+        let mut parts = request_line.split_whitespace();
+        let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        let path = path.split('?').next().unwrap_or("");
+        let (status, json) = {
+            let mut state = state.lock().unwrap();
+            state.requests.push(format!("{method} {path}"));
+            if method == "GET" && path == format!("/api/v1/nodes/{node}") {
+                let mut spec = serde_json::json!({ "providerID": "aws:///eu-west-1a/i-0123" });
+                if let Some(cidrs) = &state.pod_cidrs {
+                    spec["podCIDR"] = cidrs[0].clone().into();
+                    spec["podCIDRs"] = cidrs.clone().into();
+                }
+                (
+                    "200 OK",
+                    serde_json::json!({"apiVersion": "v1", "kind": "Node",
+                        "metadata": {"name": node, "resourceVersion": "7"}, "spec": spec}),
+                )
+            } else {
+                (
+                    "404 Not Found",
+                    serde_json::json!({"apiVersion": "v1", "kind": "Status", "status": "Failure",
+                        "reason": "NotFound", "code": 404, "message": format!("{path} not found")}),
+                )
+            }
+        };
+        let body = json.to_string();
+        let response = format!(
+            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        if stream.write_all(response.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// A fake host: bin dir, conf dir, data dir and a /proc/sys with the forwarding sysctls.
+
+struct Host {
+    root: tempfile::TempDir,
+}
+
+impl Host {
+    fn new() -> Host {
+        let root = tempfile::tempdir().unwrap();
+        fs::set_permissions(root.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        for dir in [
+            "opt/cni/bin",
+            "etc/cni/net.d",
+            "run",
+            "proc/sys/net/ipv4",
+            "proc/sys/net/ipv6/conf/all",
+        ] {
+            fs::create_dir_all(root.path().join(dir)).unwrap();
+        }
+        fs::write(root.path().join("proc/sys/net/ipv4/ip_forward"), "0\n").unwrap();
+        fs::write(
+            root.path().join("proc/sys/net/ipv6/conf/all/forwarding"),
+            "0\n",
+        )
+        .unwrap();
+        Host { root }
+    }
+
+    fn bin_dir(&self) -> PathBuf {
+        self.root.path().join("opt/cni/bin")
+    }
+
+    fn conf_dir(&self) -> PathBuf {
+        self.root.path().join("etc/cni/net.d")
+    }
+
+    fn sysctl(&self, key: &str) -> String {
+        fs::read_to_string(self.root.path().join("proc/sys").join(key))
+            .unwrap()
+            .trim()
+            .to_owned()
+    }
+
+    /// Every file under the fake host with its contents: "the host as it was".
+    fn snapshot(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        fn walk(dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+            for entry in fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    walk(&path, out);
+                } else {
+                    out.push((path.clone(), fs::read(&path).unwrap()));
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(self.root.path(), &mut out);
+        out.retain(|(path, _)| !path.ends_with("kubeconfig"));
+        out.sort();
+        out
+    }
+
+    /// The installer's command line for this host. Masquerading is off: the fake host has
+    /// no network namespace of its own (the netns test covers nftables).
+    fn command(&self, api: &FakeApi, extra: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("install")
+            .args(["--cni-bin-dir", self.bin_dir().to_str().unwrap()])
+            .args(["--cni-conf-dir", self.conf_dir().to_str().unwrap()])
+            .args([
+                "--data-dir",
+                self.root.path().join("run/cni-cloud").to_str().unwrap(),
+            ])
+            .args([
+                "--proc-sys-dir",
+                self.root.path().join("proc/sys").to_str().unwrap(),
+            ])
+            .args([
+                "--kubeconfig",
+                api.kubeconfig(self.root.path()).to_str().unwrap(),
+            ])
+            .args(["--node-name", "node-a", "--poll-interval", "100ms"])
+            .args(extra)
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if !extra.iter().any(|arg| arg.starts_with("--masquerade")) {
+            cmd.arg("--masquerade=false");
+        }
+        cmd
+    }
+}
+
+/// Collects stderr in the background so the child never blocks on a full pipe.
+struct Running {
+    child: Child,
+    log: Arc<Mutex<String>>,
+}
+
+impl Running {
+    fn spawn(mut cmd: Command) -> Running {
+        let mut child = cmd.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        Running { child, log }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    fn terminate(mut self) -> (ExitStatus, String) {
+        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM).unwrap();
+        let status = wait_timeout(&mut self.child, Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(50));
+        (status, self.log())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_timeout(child: &mut Child, timeout: Duration) -> ExitStatus {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the installer did not exit within {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+impl Running {
+    /// Like `wait_for`, with the installer's log in the failure message.
+    fn wait_for(&self, what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
+        let deadline = Instant::now() + timeout;
+        while !condition() {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; installer log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn run_to_end(mut cmd: Command) -> (ExitStatus, String) {
+    let out = cmd.output().unwrap();
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn wait_for(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// inotify over the host directories: (directory label, event, file name), in kernel order.
+struct Watch {
+    inotify: Inotify,
+    labels: Vec<(nix::sys::inotify::WatchDescriptor, &'static str)>,
+}
+
+impl Watch {
+    fn new(dirs: &[(&'static str, &Path)]) -> Watch {
+        let inotify = Inotify::init(InitFlags::IN_NONBLOCK).unwrap();
+        let flags = AddWatchFlags::IN_CREATE
+            | AddWatchFlags::IN_MODIFY
+            | AddWatchFlags::IN_CLOSE_WRITE
+            | AddWatchFlags::IN_MOVED_TO
+            | AddWatchFlags::IN_MOVED_FROM
+            | AddWatchFlags::IN_DELETE;
+        let labels = dirs
+            .iter()
+            .map(|(label, dir)| (inotify.add_watch(*dir, flags).unwrap(), *label))
+            .collect();
+        Watch { inotify, labels }
+    }
+
+    fn events(&self) -> Vec<(&'static str, &'static str, String)> {
+        let mut out = Vec::new();
+        while let Ok(events) = self.inotify.read_events() {
+            for event in events {
+                let label = self
+                    .labels
+                    .iter()
+                    .find(|(wd, _)| *wd == event.wd)
+                    .unwrap()
+                    .1;
+                let kind = [
+                    (AddWatchFlags::IN_CREATE, "create"),
+                    (AddWatchFlags::IN_MODIFY, "modify"),
+                    (AddWatchFlags::IN_CLOSE_WRITE, "close_write"),
+                    (AddWatchFlags::IN_MOVED_TO, "moved_to"),
+                    (AddWatchFlags::IN_MOVED_FROM, "moved_from"),
+                    (AddWatchFlags::IN_DELETE, "delete"),
+                ]
+                .into_iter()
+                .find(|(flag, _)| event.mask.contains(*flag))
+                .map_or("other", |(_, name)| name);
+                let name = event
+                    .name
+                    .unwrap_or_else(OsString::new)
+                    .to_string_lossy()
+                    .into_owned();
+                out.push((label, kind, name));
+            }
+        }
+        out
+    }
+}
+
+fn position(events: &[(&str, &str, String)], label: &str, kind: &str, name: &str) -> usize {
+    events
+        .iter()
+        .position(|(l, k, n)| *l == label && *k == kind && n == name)
+        .unwrap_or_else(|| panic!("no {kind} of {label}/{name} in {events:#?}"))
+}
+
+fn require_root(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    let message = format!("SKIPPED {test}: needs root (network namespaces, nftables)");
+    if std::env::var("CNI_CLOUD_REQUIRE_ALL").as_deref() == Ok("1") {
+        panic!("{message}, and CNI_CLOUD_REQUIRE_ALL=1 forbids skipping");
+    }
+    eprintln!("\n!!!!! {message} !!!!!\n");
+    false
+}
+
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn waits_for_pod_cidrs_then_writes_binary_before_config_atomically_and_reasserts() {
+    let host = Host::new();
+    let api = FakeApi::start("node-a");
+    let watch = Watch::new(&[("bin", &host.bin_dir()), ("conf", &host.conf_dir())]);
+    let installer = Running::spawn(host.command(
+        &api,
+        &[
+            "--cluster-cidrs",
+            "10.244.0.0/16,fd00:10::/56",
+            "--mtu",
+            "9001",
+        ],
+    ));
+
+    // No podCIDRs yet: the installer waits, says why, and writes nothing.
+    wait_for("the waiting log line", Duration::from_secs(10), || {
+        installer.log().contains("has no spec.podCIDRs yet")
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        watch.events().is_empty(),
+        "nothing may be written before the Node has podCIDRs"
+    );
+    assert!(fs::read_dir(host.bin_dir()).unwrap().next().is_none());
+
+    api.set_pod_cidrs(&["10.244.7.0/24", "fd00:10:0:7::/64"]);
+    let conflist = host.conf_dir().join(CONFLIST);
+    wait_for("the conflist", Duration::from_secs(10), || {
+        conflist.exists()
+    });
+
+    let events = watch.events();
+    // Atomic: the final names only ever appear by rename, never by create or write.
+    for (label, kind, name) in &events {
+        if name == "cni-cloud" || name == CONFLIST {
+            assert_eq!(
+                *kind, "moved_to",
+                "{label}/{name} appeared by {kind}: {events:#?}"
+            );
+        }
+    }
+    // Binary first, config last.
+    let binary_at = position(&events, "bin", "moved_to", "cni-cloud");
+    let config_at = position(&events, "conf", "moved_to", CONFLIST);
+    assert!(
+        binary_at < config_at,
+        "binary must be in place before the config: {events:#?}"
+    );
+
+    let installed = host.bin_dir().join("cni-cloud");
+    assert_eq!(fs::read(&installed).unwrap(), fs::read(BIN).unwrap());
+    assert_ne!(
+        fs::metadata(&installed).unwrap().permissions().mode() & 0o111,
+        0
+    );
+    let value: serde_json::Value = serde_json::from_slice(&fs::read(&conflist).unwrap()).unwrap();
+    assert_eq!(value["cniVersion"], "1.1.0");
+    assert_eq!(
+        value["plugins"][0]["ranges"],
+        serde_json::json!([[{"subnet": "10.244.7.0/24"}], [{"subnet": "fd00:10:0:7::/64"}]])
+    );
+    assert_eq!(value["plugins"][0]["mtu"], 9001);
+    assert_eq!(host.sysctl("net/ipv4/ip_forward"), "1");
+    assert_eq!(
+        host.sysctl("net/ipv6/conf/all/forwarding"),
+        "1",
+        "dual-stack node"
+    );
+    // The only cni-cloud file in the conf dir, and no temp files left behind.
+    let names: Vec<_> = fs::read_dir(host.conf_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, vec![OsString::from(CONFLIST)]);
+    // The installer only ever read its own Node.
+    for request in api.requests() {
+        assert_eq!(request, "GET /api/v1/nodes/node-a");
+    }
+
+    // Readiness probe.
+    let check = Command::new(BIN)
+        .args(["install", "--check", "--cni-bin-dir"])
+        .arg(host.bin_dir())
+        .arg("--cni-conf-dir")
+        .arg(host.conf_dir())
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    // Re-assert: a deleted config comes back (by rename again), a clobbered binary is
+    // restored, forwarding switched off is switched on again.
+    fs::remove_file(&conflist).unwrap();
+    fs::write(&installed, b"#!/bin/sh\nexit 1\n").unwrap();
+    fs::write(host.root.path().join("proc/sys/net/ipv4/ip_forward"), "0").unwrap();
+    watch.events();
+    wait_for(
+        "the conflist to be rewritten",
+        Duration::from_secs(10),
+        || conflist.exists(),
+    );
+    wait_for("the binary to be restored", Duration::from_secs(10), || {
+        fs::read(&installed).unwrap() == fs::read(BIN).unwrap()
+    });
+    wait_for("forwarding", Duration::from_secs(10), || {
+        host.sysctl("net/ipv4/ip_forward") == "1"
+    });
+    let events = watch.events();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.0 == "conf" && e.1 == "moved_to" && e.2 == CONFLIST)
+    );
+    assert!(
+        !events.iter().any(|e| e.2 == CONFLIST && e.1 != "moved_to"),
+        "{events:#?}"
+    );
+    // A changed config is put back too.
+    fs::write(&conflist, b"{}").unwrap();
+    wait_for(
+        "the conflist contents to be restored",
+        Duration::from_secs(10),
+        || fs::read(&conflist).unwrap() != b"{}",
+    );
+
+    // SIGTERM: exit 0 and leave everything in place for the running pods.
+    let before = host.snapshot();
+    let (status, log) = installer.terminate();
+    assert!(status.success(), "{status:?}\n{log}");
+    assert_eq!(
+        host.snapshot(),
+        before,
+        "SIGTERM must leave the installation in place"
+    );
+    assert!(log.contains("stay in place"), "{log}");
+}
+
+#[test]
+fn uninstall_removes_the_config_before_the_binary() {
+    let host = Host::new();
+    let api = FakeApi::start("node-a");
+    api.set_pod_cidrs(&["10.244.1.0/24"]);
+    let (status, log) =
+        run_to_end(host.command(&api, &["--cluster-cidrs", "10.244.0.0/16", "--once"]));
+    assert!(status.success(), "{log}");
+    assert!(host.conf_dir().join(CONFLIST).exists() && host.bin_dir().join("cni-cloud").exists());
+    assert_eq!(
+        host.sysctl("net/ipv6/conf/all/forwarding"),
+        "0",
+        "IPv4-only node: v6 untouched"
+    );
+
+    // A foreign file in the conf dir that is not ours must survive the uninstall.
+    fs::write(host.conf_dir().join("README"), "operator notes").unwrap();
+    let watch = Watch::new(&[("bin", &host.bin_dir()), ("conf", &host.conf_dir())]);
+    let (status, log) = run_to_end(host.command(&api, &["--uninstall"]));
+    assert!(status.success(), "{log}");
+    let events = watch.events();
+    let config_at = position(&events, "conf", "delete", CONFLIST);
+    let binary_at = position(&events, "bin", "delete", "cni-cloud");
+    assert!(config_at < binary_at, "config must go first: {events:#?}");
+    assert!(!host.conf_dir().join(CONFLIST).exists());
+    assert!(!host.bin_dir().join("cni-cloud").exists());
+    assert!(host.conf_dir().join("README").exists());
+
+    // Uninstalling twice is fine.
+    let (status, log) = run_to_end(host.command(&api, &["--uninstall"]));
+    assert!(status.success(), "{log}");
+}
+
+#[test]
+fn refuses_a_conflicting_config_unless_told_to_replace_it() {
+    let host = Host::new();
+    let api = FakeApi::start("node-a");
+    api.set_pod_cidrs(&["10.244.1.0/24"]);
+    let foreign =
+        br#"{"cniVersion":"1.0.0","name":"containerd-net","plugins":[{"type":"bridge"}]}"#;
+    fs::write(host.conf_dir().join("10-containerd-net.conflist"), foreign).unwrap();
+    let before = host.snapshot();
+
+    let (status, log) =
+        run_to_end(host.command(&api, &["--cluster-cidrs", "10.244.0.0/16", "--once"]));
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(log.contains("conflicting CNI configuration"), "{log}");
+    assert!(
+        log.contains("10-containerd-net.conflist") && log.contains("--replace-conflicting"),
+        "{log}"
+    );
+    assert_eq!(
+        host.snapshot(),
+        before,
+        "a refused install must leave the host as it was"
+    );
+
+    let (status, log) = run_to_end(host.command(
+        &api,
+        &[
+            "--cluster-cidrs",
+            "10.244.0.0/16",
+            "--once",
+            "--replace-conflicting",
+        ],
+    ));
+    assert!(status.success(), "{log}");
+    let mut names: Vec<_> = fs::read_dir(host.conf_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        vec![
+            CONFLIST.to_owned(),
+            "10-containerd-net.conflist.cni-cloud-disabled".into()
+        ]
+    );
+    assert_eq!(
+        fs::read(
+            host.conf_dir()
+                .join("10-containerd-net.conflist.cni-cloud-disabled")
+        )
+        .unwrap(),
+        foreign
+    );
+}
+
+#[test]
+fn no_pod_cidr_before_the_timeout_is_a_clear_error_that_changes_nothing() {
+    let host = Host::new();
+    let api = FakeApi::start("node-a");
+    let before = host.snapshot();
+    let started = Instant::now();
+    let (status, log) = run_to_end(host.command(
+        &api,
+        &[
+            "--cluster-cidrs",
+            "10.244.0.0/16",
+            "--pod-cidr-timeout",
+            "1s",
+        ],
+    ));
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("node node-a still has no spec.podCIDRs after 1s"),
+        "{log}"
+    );
+    assert!(log.contains("--allocate-node-cidrs"), "{log}");
+    assert!(started.elapsed() < Duration::from_secs(30), "sanity bound");
+    assert_eq!(host.snapshot(), before);
+}
+
+#[test]
+fn a_pod_cidr_outside_the_cluster_cidrs_is_refused_and_changes_nothing() {
+    let host = Host::new();
+    let api = FakeApi::start("node-a");
+    api.set_pod_cidrs(&["192.168.9.0/24"]);
+    let before = host.snapshot();
+    // Masquerading on: the check that catches this belongs to the masquerade rules. The nft
+    // pre-flight never runs because validation fails first.
+    let cmd = host.command(
+        &api,
+        &[
+            "--cluster-cidrs",
+            "10.244.0.0/16",
+            "--once",
+            "--masquerade=true",
+        ],
+    );
+    let (status, log) = run_to_end(cmd);
+    assert_eq!(status.code(), Some(2), "{log}");
+    assert!(
+        log.contains("192.168.9.0/24 is not inside any cluster CIDR"),
+        "{log}"
+    );
+    assert_eq!(host.snapshot(), before);
+}
+
+#[test]
+fn an_unwritable_host_path_is_a_clear_error_that_changes_nothing() {
+    let host = Host::new();
+    let api = FakeApi::start("node-a");
+    api.set_pod_cidrs(&["10.244.1.0/24"]);
+    let mut cmd = host.command(&api, &["--cluster-cidrs", "10.244.0.0/16", "--once"]);
+    if nix::unistd::geteuid().is_root() {
+        // root ignores permission bits; run as nobody like a DaemonSet without runAsUser: 0.
+        for dir in [host.root.path().join("proc"), host.root.path().join("run")] {
+            fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        fs::set_permissions(
+            host.root.path().join("kubeconfig"),
+            fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        cmd.uid(65534).gid(65534);
+    } else {
+        fs::set_permissions(host.bin_dir(), fs::Permissions::from_mode(0o555)).unwrap();
+    }
+    let before = host.snapshot();
+    let (status, log) = run_to_end(cmd);
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("CNI bin dir") && log.contains("is not writable"),
+        "{log}"
+    );
+    assert_eq!(host.snapshot(), before);
+}
+
+// ---------------------------------------------------------------------------------------
+// nftables and forwarding for real, inside a network namespace this test owns.
+
+struct Netns(String);
+
+impl Netns {
+    fn create(name: &str) -> Netns {
+        let _ = Command::new("ip").args(["netns", "delete", name]).status();
+        let status = Command::new("ip")
+            .args(["netns", "add", name])
+            .status()
+            .unwrap();
+        assert!(status.success(), "ip netns add {name}");
+        Netns(name.to_owned())
+    }
+
+    fn exec(&self, args: &[&str]) -> String {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.0])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "delete", &self.0])
+            .status();
+    }
+}
+
+#[test]
+fn masquerade_table_and_forwarding_in_a_network_namespace() {
+    if !require_root("masquerade_table_and_forwarding_in_a_network_namespace") {
+        return;
+    }
+    let host = Host::new();
+    let netns = Netns::create(&format!("cnicloud-inst-{}", std::process::id()));
+    netns.exec(&["ip", "link", "set", "lo", "up"]);
+    let api = FakeApi::start_in_netns(&netns.0, "node-a");
+    api.set_pod_cidrs(&["10.244.7.0/24", "fd00:10:0:7::/64"]);
+    let kubeconfig = api.kubeconfig(host.root.path());
+    let command = |extra: &[&str]| {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &netns.0, BIN, "install"])
+            .args(["--cni-bin-dir", host.bin_dir().to_str().unwrap()])
+            .args(["--cni-conf-dir", host.conf_dir().to_str().unwrap()])
+            .args([
+                "--data-dir",
+                host.root.path().join("run/cni-cloud").to_str().unwrap(),
+            ])
+            .args(["--kubeconfig", kubeconfig.to_str().unwrap()])
+            .args(["--node-name", "node-a", "--poll-interval", "100ms"])
+            .args(["--cluster-cidrs", "10.244.0.0/16,fd00:10::/56"])
+            .args(["--vpc-cidrs", "10.0.0.0/16"])
+            .args(["--no-masquerade-cidrs", "10.0.0.0/8"])
+            .args(extra)
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        cmd
+    };
+
+    let installer = Running::spawn(command(&[]));
+    let conflist = host.conf_dir().join(CONFLIST);
+    wait_for("the conflist", Duration::from_secs(15), || {
+        conflist.exists()
+    });
+    let installer_log = installer.log();
+
+    let table = netns.exec(&["nft", "list", "table", "inet", "cni-cloud"]);
+    assert!(
+        table.contains("ip saddr @pod-v4 ip daddr != @no-masquerade-v4 masquerade"),
+        "{table}\n{installer_log}"
+    );
+    assert!(
+        table.contains("ip6 saddr @pod-v6 ip6 daddr != @no-masquerade-v6 masquerade"),
+        "{table}"
+    );
+    assert!(
+        table.contains("elements = { 10.0.0.0/8 }"),
+        "VPC and cluster CIDRs merge into 10/8: {table}"
+    );
+    assert!(table.contains("elements = { 10.244.7.0/24 }"), "{table}");
+    assert!(table.contains("elements = { fd00:10::/56 }"), "{table}");
+    assert!(
+        table.contains("type nat hook postrouting priority srcnat"),
+        "{table}"
+    );
+    // The installer's rendering is exactly what this nft lists, so drift detection compares
+    // against a fixed text rather than a read-back an edit could race with.
+    let rendered = cni_cloud::install::MasqueradeSpec {
+        table: "cni-cloud".into(),
+        pod_cidrs: vec![
+            "10.244.7.0/24".parse().unwrap(),
+            "fd00:10:0:7::/64".parse().unwrap(),
+        ],
+        no_masquerade: ["10.244.0.0/16", "fd00:10::/56", "10.0.0.0/16", "10.0.0.0/8"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect(),
+    }
+    .render_table();
+    assert_eq!(table, rendered);
+    assert_eq!(
+        netns.exec(&["cat", "/proc/sys/net/ipv4/ip_forward"]).trim(),
+        "1"
+    );
+    assert_eq!(
+        netns
+            .exec(&["cat", "/proc/sys/net/ipv6/conf/all/forwarding"])
+            .trim(),
+        "1"
+    );
+    // Only our table: nothing else in the namespace's ruleset.
+    let tables = netns.exec(&["nft", "list", "tables"]);
+    assert_eq!(tables.trim(), "table inet cni-cloud", "{tables}");
+
+    // Someone deletes the table, or edits a rule: the installer puts it back as it was.
+    netns.exec(&["nft", "delete", "table", "inet", "cni-cloud"]);
+    installer.wait_for(
+        "the table to be re-asserted",
+        Duration::from_secs(10),
+        || netns.exec(&["nft", "list", "table", "inet", "cni-cloud"]) == table,
+    );
+    netns.exec(&["nft", "flush", "chain", "inet", "cni-cloud", "postrouting"]);
+    installer.wait_for(
+        "the chain to be re-asserted",
+        Duration::from_secs(10),
+        || netns.exec(&["nft", "list", "table", "inet", "cni-cloud"]) == table,
+    );
+
+    // SIGTERM leaves the rules for the running pods.
+    let (status, log) = installer.terminate();
+    assert!(status.success(), "{log}");
+    assert_eq!(
+        netns.exec(&["nft", "list", "table", "inet", "cni-cloud"]),
+        table
+    );
+
+    // Uninstall: config, then table, then binary.
+    let (status, log) = run_to_end(command(&["--uninstall"]));
+    assert!(status.success(), "{log}");
+    let config_at = log
+        .find("removed the CNI config")
+        .unwrap_or_else(|| panic!("{log}"));
+    let table_at = log
+        .find("removed the nftables table")
+        .unwrap_or_else(|| panic!("{log}"));
+    let binary_at = log
+        .find("removed the plugin binary")
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(config_at < table_at && table_at < binary_at, "{log}");
+    assert_eq!(netns.exec(&["nft", "list", "tables"]).trim(), "");
+    assert!(!conflist.exists() && !host.bin_dir().join("cni-cloud").exists());
+}
