@@ -1,0 +1,43 @@
+# syntax=docker/dockerfile:1
+# One image, both binaries:
+#   /usr/local/bin/cni-cloud-controller  the route controller (Deployment; default, non-root)
+#   /usr/local/bin/cni-cloud             the CNI plugin and its installer (DaemonSet runs
+#                                        `cni-cloud install` as root with NET_ADMIN only)
+# plus `nft` and exactly the shared libraries it links, which the installer drives.
+#
+#   docker build -t ghcr.io/cni-cloud/cni-cloud:0.1.0 .
+#
+# checkov:skip=CKV_DOCKER_2: no HEALTHCHECK - Kubernetes probes (/healthz, /readyz, `cni-cloud install --check`) are the health checks; Docker's is ignored by the kubelet
+
+ARG RUST_VERSION=1.95
+ARG DEBIAN_RELEASE=trixie
+
+# --- build: release binaries from the locked dependency graph --------------------------
+FROM docker.io/library/rust:${RUST_VERSION}-${DEBIAN_RELEASE} AS build
+WORKDIR /src
+COPY . .
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked -p cni-cloud -p cni-cloud-controller \
+ && install -D -m 0755 target/release/cni-cloud /out/usr/local/bin/cni-cloud \
+ && install -D -m 0755 target/release/cni-cloud-controller /out/usr/local/bin/cni-cloud-controller
+
+# --- nft: the binary and the libraries it needs beyond glibc (already in the base) -------
+FROM docker.io/library/debian:${DEBIAN_RELEASE}-slim AS nft
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends nftables \
+ && rm -rf /var/lib/apt/lists/*
+RUN install -D -m 0755 /usr/sbin/nft /out/usr/sbin/nft \
+ && ldd /usr/sbin/nft \
+    | awk '$3 ~ /^\// { print $3 }' \
+    | grep -Ev '/(libc|libm|libgcc_s|ld-linux[^/]*)\.so' \
+    | xargs -r cp --parents -L -t /out
+
+# --- final: distroless (glibc, CA certificates, no shell, no package manager) ------------
+FROM gcr.io/distroless/cc-debian13:nonroot
+COPY --from=nft /out/ /
+COPY --from=build /out/ /
+# The controller's default identity; the DaemonSet overrides it with runAsUser: 0.
+USER 65532:65532
+ENTRYPOINT ["/usr/local/bin/cni-cloud-controller"]
+CMD ["run"]
