@@ -882,3 +882,128 @@ fn masquerade_table_and_forwarding_in_a_network_namespace() {
     assert_eq!(netns.exec(&["nft", "list", "tables"]).trim(), "");
     assert!(!conflist.exists() && !host.bin_dir().join("cni-cloud").exists());
 }
+
+/// Runs `f` on a fresh thread that entered the named network namespace; sockets it creates
+/// stay in that namespace.
+fn in_netns<T: Send + 'static>(netns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = format!("/run/netns/{netns}");
+    std::thread::spawn(move || {
+        let ns = fs::File::open(&path).unwrap();
+        nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        f()
+    })
+    .join()
+    .unwrap()
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Real packets: a pod namespace behind the "node" namespace the installer set up, and an
+/// "outside" namespace holding a VPC address and an internet address. Traffic to the VPC
+/// keeps the pod's address; traffic to the internet leaves with the node's.
+#[test]
+fn pod_traffic_is_masqueraded_only_outside_the_non_masquerade_cidrs() {
+    if !require_root("pod_traffic_is_masqueraded_only_outside_the_non_masquerade_cidrs") {
+        return;
+    }
+    let tag = std::process::id();
+    let node = Netns::create(&format!("cnicloud-node-{tag}"));
+    let pod = Netns::create(&format!("cnicloud-pod-{tag}"));
+    let outside = Netns::create(&format!("cnicloud-out-{tag}"));
+    for ns in [&node, &pod, &outside] {
+        ns.exec(&["ip", "link", "set", "lo", "up"]);
+    }
+    // pod <-> node (what the CNI plugin builds), node <-> outside (the VPC fabric).
+    let (p, n, o) = (&pod.0, &node.0, &outside.0);
+    ip(&[
+        "link", "add", "vpod", "netns", p, "type", "veth", "peer", "name", "vnode", "netns", n,
+    ]);
+    ip(&[
+        "link", "add", "vup", "netns", n, "type", "veth", "peer", "name", "vdown", "netns", o,
+    ]);
+    ip(&["-n", p, "addr", "add", "10.244.7.5/24", "dev", "vpod"]);
+    ip(&["-n", p, "link", "set", "vpod", "up"]);
+    ip(&["-n", p, "route", "add", "default", "via", "10.244.7.1"]);
+    ip(&["-n", n, "addr", "add", "10.244.7.1/24", "dev", "vnode"]);
+    ip(&["-n", n, "link", "set", "vnode", "up"]);
+    ip(&["-n", n, "addr", "add", "10.0.0.1/16", "dev", "vup"]);
+    ip(&["-n", n, "addr", "add", "198.51.100.1/24", "dev", "vup"]);
+    ip(&["-n", n, "link", "set", "vup", "up"]);
+    ip(&["-n", o, "addr", "add", "10.0.0.10/16", "dev", "vdown"]);
+    ip(&["-n", o, "addr", "add", "198.51.100.10/24", "dev", "vdown"]);
+    ip(&["-n", o, "link", "set", "vdown", "up"]);
+    // The route the controller writes into the VPC route table: pod CIDR -> node.
+    ip(&["-n", o, "route", "add", "10.244.7.0/24", "via", "10.0.0.1"]);
+
+    // A TCP server outside that reports each client's source address.
+    let listener = in_netns(o, || TcpListener::bind("0.0.0.0:0").unwrap());
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            sink.lock()
+                .unwrap()
+                .push(stream.peer_addr().unwrap().ip().to_string());
+        }
+    });
+    let connect_from_pod = |target: &'static str| {
+        in_netns(p, move || {
+            std::net::TcpStream::connect_timeout(
+                &format!("{target}:{port}").parse().unwrap(),
+                Duration::from_secs(2),
+            )
+            .map(drop)
+            .map_err(|err| err.to_string())
+        })
+    };
+
+    // Before the installer: the node does not forward at all.
+    assert!(
+        connect_from_pod("10.0.0.10").is_err(),
+        "forwarding must be off before the install"
+    );
+
+    let host = Host::new();
+    let api = FakeApi::start_in_netns(n, "node-a");
+    api.set_pod_cidrs(&["10.244.7.0/24"]);
+    let kubeconfig = api.kubeconfig(host.root.path());
+    let mut install = Command::new("ip");
+    install
+        .args(["netns", "exec", n, BIN, "install", "--once"])
+        .args(["--cni-bin-dir", host.bin_dir().to_str().unwrap()])
+        .args(["--cni-conf-dir", host.conf_dir().to_str().unwrap()])
+        .args([
+            "--data-dir",
+            host.root.path().join("run/cni-cloud").to_str().unwrap(),
+        ])
+        .args(["--kubeconfig", kubeconfig.to_str().unwrap()])
+        .args([
+            "--node-name",
+            "node-a",
+            "--cluster-cidrs",
+            "10.244.0.0/16",
+            "--vpc-cidrs",
+            "10.0.0.0/16",
+        ])
+        .env_remove("KUBERNETES_SERVICE_HOST");
+    let (status, log) = run_to_end(install);
+    assert!(status.success(), "{log}");
+
+    connect_from_pod("10.0.0.10").unwrap();
+    connect_from_pod("198.51.100.10").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec!["10.244.7.5".to_owned(), "198.51.100.1".to_owned()],
+        "VPC traffic keeps the pod address; internet traffic is masqueraded to the node's"
+    );
+}
