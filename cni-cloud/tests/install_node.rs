@@ -667,6 +667,21 @@ fn no_pod_cidr_before_the_timeout_is_a_clear_error_that_changes_nothing() {
 }
 
 #[test]
+fn sigterm_while_waiting_for_pod_cidrs_exits_cleanly_and_changes_nothing() {
+    let host = Host::new();
+    let api = FakeApi::start("node-a");
+    let before = host.snapshot();
+    let installer = Running::spawn(host.command(&api, &["--cluster-cidrs", "10.244.0.0/16"]));
+    installer.wait_for("the waiting log line", Duration::from_secs(10), || {
+        installer.log().contains("has no spec.podCIDRs yet")
+    });
+    let (status, log) = installer.terminate();
+    assert!(status.success(), "{status:?}\n{log}");
+    assert!(log.contains("nothing was changed"), "{log}");
+    assert_eq!(host.snapshot(), before);
+}
+
+#[test]
 fn a_pod_cidr_outside_the_cluster_cidrs_is_refused_and_changes_nothing() {
     let host = Host::new();
     let api = FakeApi::start("node-a");
@@ -729,7 +744,10 @@ struct Netns(String);
 
 impl Netns {
     fn create(name: &str) -> Netns {
-        let _ = Command::new("ip").args(["netns", "delete", name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "delete", name])
+            .stderr(Stdio::null())
+            .status();
         let status = Command::new("ip")
             .args(["netns", "add", name])
             .status()

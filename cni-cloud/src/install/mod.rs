@@ -63,6 +63,10 @@ pub fn main(args: &[String]) -> i32 {
     };
     match runtime.block_on(run(args)) {
         Ok(()) => 0,
+        Err(InstallError::Interrupted) => {
+            tracing::info!("{}", InstallError::Interrupted);
+            0
+        }
         Err(err) => {
             tracing::error!("{err}");
             match err {
@@ -79,6 +83,7 @@ fn init_logging(format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
@@ -180,14 +185,13 @@ async fn run(args: InstallArgs) -> Result<(), InstallError> {
 
     // Everything that can be checked without the Node fails now, before any waiting.
     installer::preflight_paths(&settings)?;
+    let nodes = KubeNodes::connect(args.kubeconfig.as_ref()).await?;
     let _lock = tokio::select! {
         lock = lock_conf_dir(&settings.conf_dir, true) => lock?,
         _ = sigterm.recv() => return Err(InstallError::Interrupted),
         _ = sigint.recv() => return Err(InstallError::Interrupted),
     };
-    ensure_data_dir(&settings.data_dir)?;
 
-    let nodes = KubeNodes::connect(args.kubeconfig.as_ref()).await?;
     let pod_cidrs = tokio::select! {
         cidrs = node::wait_for_pod_cidrs(&nodes, &node_name, args.pod_cidr_timeout, args.poll_interval) => cidrs?,
         _ = sigterm.recv() => return Err(InstallError::Interrupted),
@@ -195,6 +199,7 @@ async fn run(args: InstallArgs) -> Result<(), InstallError> {
     };
     drop(nodes); // No more API calls: the Node's CIDRs never change once set.
     settings.conflist.pod_cidrs = pod_cidrs;
+    ensure_data_dir(&settings.data_dir)?;
 
     let sysctls = Sysctls {
         root: args.proc_sys_dir.clone(),
