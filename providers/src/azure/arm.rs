@@ -1,0 +1,303 @@
+//! The thin ARM HTTP client: bearer auth, api-version, ARM error bodies → [`CloudError`],
+//! `Retry-After`, pacing and retries through [`retry::call`], and long-running operations.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::credential::TokenProvider;
+use super::models::{AsyncOperationView, ErrorEnvelope};
+use crate::pacing::{ARM_READS, ARM_WRITES, Pacer, PacingConfig};
+use crate::retry::{self, RetryPolicy};
+use crate::{ApiCounters, CloudError, ErrorKind};
+
+/// An answer ARM accepted (2xx).
+#[derive(Debug, Clone)]
+pub struct ArmResponse {
+    pub status: u16,
+    pub body: Value,
+    /// `Azure-AsyncOperation` (or, failing that, `Location`) of a long-running write.
+    pub async_operation: Option<String>,
+    /// `Retry-After`, already converted to wall time.
+    pub retry_after: Option<Duration>,
+}
+
+impl ArmResponse {
+    pub fn parse<T: DeserializeOwned>(&self, what: &str) -> Result<T, CloudError> {
+        serde_json::from_value(self.body.clone()).map_err(|e| {
+            CloudError::new(
+                ErrorKind::Permanent,
+                "UnexpectedResponse",
+                format!("{what}: {e}"),
+            )
+        })
+    }
+}
+
+pub struct ArmClient {
+    http: reqwest::Client,
+    base: String,
+    tokens: Arc<dyn TokenProvider>,
+    reads: Pacer,
+    writes: Pacer,
+    retry: RetryPolicy,
+    counters: ApiCounters,
+    time_scale: f64,
+    lro_timeout: Duration,
+}
+
+/// How a long-running operation ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LroOutcome {
+    Succeeded,
+    /// `Failed` or `Canceled`, with ARM's error.
+    Failed(CloudError),
+}
+
+/// ARM answers carrying these codes mean "the resource is locked by another write".
+pub fn is_lock_conflict(err: &CloudError) -> bool {
+    matches!(
+        err.code.as_str(),
+        "AnotherOperationInProgress" | "RetryableErrorDueToAnotherOperation"
+    )
+}
+
+fn classify(status: StatusCode, code: &str, message: &str) -> ErrorKind {
+    let lower = code.to_ascii_lowercase();
+    match status.as_u16() {
+        429 => ErrorKind::Throttled,
+        409 | 412 => ErrorKind::Conflict,
+        404 => ErrorKind::NotFound,
+        400 if lower.contains("limit") || lower.contains("quota") => ErrorKind::QuotaExceeded,
+        408 => ErrorKind::Transient,
+        s if s >= 500 => ErrorKind::Transient,
+        _ if message.is_empty() && code.is_empty() => ErrorKind::Permanent,
+        _ => ErrorKind::Permanent,
+    }
+}
+
+impl ArmClient {
+    pub fn new(
+        base: &str,
+        tokens: Arc<dyn TokenProvider>,
+        pacing: PacingConfig,
+        retry: RetryPolicy,
+        request_timeout: Duration,
+        lro_timeout: Duration,
+    ) -> Result<Self, CloudError> {
+        let http = reqwest::Client::builder()
+            .timeout(request_timeout)
+            .user_agent(concat!("cni-cloud/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| CloudError::new(ErrorKind::Permanent, "HttpClient", e.to_string()))?;
+        Ok(ArmClient {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            tokens,
+            reads: Pacer::new("arm-reads", ARM_READS, pacing),
+            writes: Pacer::new("arm-writes", ARM_WRITES, pacing),
+            retry: retry.scaled(pacing.time_scale),
+            counters: ApiCounters::default(),
+            time_scale: pacing.time_scale,
+            lro_timeout: lro_timeout.div_f64(pacing.time_scale),
+        })
+    }
+
+    pub fn counters(&self) -> &ApiCounters {
+        &self.counters
+    }
+
+    /// Cloud seconds → wall time (tests and `simulate` run the cloud faster).
+    pub fn wall(&self, cloud: Duration) -> Duration {
+        cloud.div_f64(self.time_scale)
+    }
+
+    fn url(&self, path: &str, api_version: &str) -> String {
+        format!("{}{path}?api-version={api_version}", self.base)
+    }
+
+    fn retry_after(&self, headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+        let secs: u64 = headers
+            .get(reqwest::header::RETRY_AFTER)?
+            .to_str()
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        Some(self.wall(Duration::from_secs(secs)))
+    }
+
+    async fn send_once(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+        if_match: Option<&str>,
+    ) -> Result<ArmResponse, CloudError> {
+        let token = self.tokens.token().await?;
+        let mut req = self
+            .http
+            .request(method, url)
+            .header(reqwest::header::AUTHORIZATION, token.header_value());
+        if let Some(tag) = if_match {
+            req = req.header(reqwest::header::IF_MATCH, tag);
+        }
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let resp = req.send().await.map_err(|e| {
+            let code = if e.is_timeout() { "Timeout" } else { "Connection" };
+            // reqwest's error text names the URL, never the headers.
+            CloudError::new(ErrorKind::Transient, code, e.without_url().to_string())
+        })?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let retry_after = self.retry_after(&headers);
+        let bytes = resp.bytes().await.map_err(|e| {
+            CloudError::new(ErrorKind::Transient, "Connection", e.without_url().to_string())
+        })?;
+        if status.is_success() {
+            let body = if bytes.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_slice(&bytes).map_err(|e| {
+                    CloudError::new(ErrorKind::Transient, "UnexpectedResponse", e.to_string())
+                })?
+            };
+            let header = |name: &str| {
+                headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            };
+            return Ok(ArmResponse {
+                status: status.as_u16(),
+                body,
+                async_operation: header("azure-asyncoperation").or_else(|| {
+                    (status == StatusCode::ACCEPTED)
+                        .then(|| header("location"))
+                        .flatten()
+                }),
+                retry_after,
+            });
+        }
+        let envelope: Option<ErrorEnvelope> = serde_json::from_slice(&bytes).ok();
+        let (code, message) = match envelope {
+            Some(e) => (e.error.code, e.error.message),
+            None => (
+                status.canonical_reason().unwrap_or("HttpError").replace(' ', ""),
+                String::from_utf8_lossy(&bytes).chars().take(300).collect(),
+            ),
+        };
+        let kind = classify(status, &code, &message);
+        Err(CloudError::new(kind, code, message)
+            .with_status(status.as_u16())
+            .with_retry_after(retry_after))
+    }
+
+    /// GET `path` (or an absolute URL on the same endpoint), paced as a read.
+    pub async fn get(
+        &self,
+        op: &'static str,
+        path: &str,
+        api_version: &str,
+    ) -> Result<ArmResponse, CloudError> {
+        let url = self.url(path, api_version);
+        retry::call(&self.reads, &self.retry, &self.counters, op, || {
+            self.send_once(Method::GET, &url, None, None)
+        })
+        .await
+    }
+
+    /// PUT `body` to `path`, paced as a write; `if_match` makes it conditional.
+    pub async fn put(
+        &self,
+        op: &'static str,
+        path: &str,
+        api_version: &str,
+        body: &Value,
+        if_match: Option<&str>,
+    ) -> Result<ArmResponse, CloudError> {
+        let url = self.url(path, api_version);
+        retry::call(&self.writes, &self.retry, &self.counters, op, || {
+            self.send_once(Method::PUT, &url, Some(body), if_match)
+        })
+        .await
+    }
+
+    /// Follow a write's long-running operation to its end, polling no faster than ARM's
+    /// `Retry-After` asks. A write without an operation header finished synchronously.
+    pub async fn wait(&self, op: &'static str, accepted: &ArmResponse) -> Result<LroOutcome, CloudError> {
+        let Some(url) = accepted.async_operation.clone() else {
+            return Ok(LroOutcome::Succeeded);
+        };
+        // The bearer token goes only to the endpoint we were configured with.
+        if !url.starts_with(&format!("{}/", self.base)) {
+            return Err(CloudError::new(
+                ErrorKind::Permanent,
+                "UntrustedOperationUrl",
+                format!("the async-operation URL is not on {}", self.base),
+            ));
+        }
+        let deadline = tokio::time::Instant::now() + self.lro_timeout;
+        let mut fallback = self.wall(Duration::from_secs(1));
+        let mut wait = accepted.retry_after;
+        loop {
+            let delay = wait.unwrap_or(fallback);
+            fallback = (fallback * 2).min(self.wall(Duration::from_secs(10)));
+            if tokio::time::Instant::now() + delay > deadline {
+                return Err(CloudError::new(
+                    ErrorKind::Transient,
+                    "OperationTimeout",
+                    format!(
+                        "the long-running operation did not finish within {:?}; its outcome is unknown",
+                        self.lro_timeout
+                    ),
+                ));
+            }
+            tokio::time::sleep(delay).await;
+            let resp = retry::call(&self.reads, &self.retry, &self.counters, op, || {
+                self.send_once(Method::GET, &url, None, None)
+            })
+            .await?;
+            let status: AsyncOperationView = resp.parse("async operation status")?;
+            match status.status.as_str() {
+                "Succeeded" => return Ok(LroOutcome::Succeeded),
+                "Failed" | "Canceled" => {
+                    let error = status.error.unwrap_or_default();
+                    let code = if error.code.is_empty() {
+                        format!("Operation{}", status.status)
+                    } else {
+                        error.code
+                    };
+                    return Ok(LroOutcome::Failed(CloudError::new(
+                        ErrorKind::Transient,
+                        code,
+                        format!("long-running operation {}: {}", status.status, error.message),
+                    )));
+                }
+                _ => wait = resp.retry_after,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arm_errors_are_classified() {
+        assert_eq!(classify(StatusCode::TOO_MANY_REQUESTS, "SubscriptionRequestsThrottled", ""), ErrorKind::Throttled);
+        assert_eq!(classify(StatusCode::CONFLICT, "AnotherOperationInProgress", ""), ErrorKind::Conflict);
+        assert_eq!(classify(StatusCode::PRECONDITION_FAILED, "PreconditionFailed", ""), ErrorKind::Conflict);
+        assert_eq!(classify(StatusCode::BAD_REQUEST, "RouteTableRouteLimitExceeded", ""), ErrorKind::QuotaExceeded);
+        assert_eq!(classify(StatusCode::BAD_REQUEST, "InvalidResourceName", ""), ErrorKind::Permanent);
+        assert_eq!(classify(StatusCode::SERVICE_UNAVAILABLE, "", ""), ErrorKind::Transient);
+        assert_eq!(classify(StatusCode::UNAUTHORIZED, "AuthenticationFailed", ""), ErrorKind::Permanent);
+        assert!(is_lock_conflict(&CloudError::new(ErrorKind::Conflict, "RetryableErrorDueToAnotherOperation", "")));
+    }
+}
