@@ -401,3 +401,215 @@ pub fn check_installed(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+    use std::fs;
+
+    /// Records transactions and keeps the "kernel" table as text; can be told to fail.
+    #[derive(Default)]
+    struct FakeFirewall {
+        table: RefCell<Option<String>>,
+        applied: RefCell<Vec<String>>,
+        fail_apply: bool,
+    }
+
+    impl Firewall for FakeFirewall {
+        fn check(&self, _transaction: &str) -> Result<(), InstallError> {
+            Ok(())
+        }
+        fn apply(&self, transaction: &str) -> Result<(), InstallError> {
+            if self.fail_apply && !transaction.ends_with("delete table inet cni-cloud\n") {
+                return Err(InstallError::Nft(
+                    "Could not process rule: No buffer space".into(),
+                ));
+            }
+            self.applied.borrow_mut().push(transaction.to_owned());
+            // The last `table` block of the transaction is what the kernel ends up with.
+            *self.table.borrow_mut() = transaction
+                .rfind("delete table inet cni-cloud\n")
+                .map(|at| {
+                    transaction[at..]
+                        .trim_start_matches("delete table inet cni-cloud\n")
+                        .to_owned()
+                })
+                .filter(|rest| !rest.is_empty());
+            Ok(())
+        }
+        fn list_table(&self, _table: &str) -> Result<Option<String>, InstallError> {
+            Ok(self.table.borrow().clone())
+        }
+    }
+
+    struct Fixture {
+        dir: tempfile::TempDir,
+        settings: Settings,
+        sysctls: Sysctls,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for sub in ["bin", "conf", "sys/net/ipv4", "sys/net/ipv6/conf/all"] {
+            fs::create_dir_all(root.join(sub)).unwrap();
+        }
+        fs::write(root.join("sys/net/ipv4/ip_forward"), "0\n").unwrap();
+        fs::write(root.join("sys/net/ipv6/conf/all/forwarding"), "0\n").unwrap();
+        fs::write(root.join("plugin"), b"\x7fELF plugin").unwrap();
+        let settings = Settings {
+            bin_dir: root.join("bin"),
+            conf_dir: root.join("conf"),
+            conflist_name: "05-cni-cloud.conflist".into(),
+            source_binary: root.join("plugin"),
+            data_dir: "/run/cni-cloud".into(),
+            nft_table: "cni-cloud".into(),
+            masquerade: true,
+            no_masquerade: vec!["10.244.0.0/16".parse().unwrap()],
+            portmap: false,
+            replace_conflicting: true,
+            conflist: ConflistSpec {
+                network_name: "cni-cloud".into(),
+                cni_version: "1.1.0".into(),
+                data_dir: "/run/cni-cloud".into(),
+                mtu: None,
+                portmap: false,
+                pod_cidrs: vec!["10.244.1.0/24".parse().unwrap()],
+            },
+        };
+        let sysctls = Sysctls {
+            root: root.join("sys"),
+        };
+        Fixture {
+            dir,
+            settings,
+            sysctls,
+        }
+    }
+
+    fn listing(dir: &Path) -> Vec<(String, Vec<u8>)> {
+        let mut out: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.file_name().into_string().unwrap(),
+                    fs::read(e.path()).unwrap(),
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn a_failure_half_way_undoes_this_runs_changes() {
+        let f = fixture();
+        let foreign = f.settings.conf_dir.join("10-other.conflist");
+        fs::write(
+            &foreign,
+            br#"{"name":"other","plugins":[{"type":"bridge"}]}"#,
+        )
+        .unwrap();
+        let (bin_before, conf_before) =
+            (listing(&f.settings.bin_dir), listing(&f.settings.conf_dir));
+        let firewall = FakeFirewall {
+            fail_apply: true,
+            ..Default::default()
+        };
+
+        let err = install(&f.settings, &f.sysctls, &firewall).unwrap_err();
+        assert!(err.to_string().contains("No buffer space"), "{err}");
+        assert_eq!(
+            listing(&f.settings.bin_dir),
+            bin_before,
+            "the copied binary is removed"
+        );
+        assert_eq!(
+            listing(&f.settings.conf_dir),
+            conf_before,
+            "no config, foreign one untouched"
+        );
+        assert_eq!(
+            f.sysctls.read(IPV4_FORWARD).unwrap(),
+            "0",
+            "forwarding restored"
+        );
+        assert!(firewall.table.borrow().is_none());
+        drop(f.dir);
+    }
+
+    #[test]
+    fn reassert_repairs_only_what_changed() {
+        let f = fixture();
+        let firewall = FakeFirewall::default();
+        let mut installed = install(&f.settings, &f.sysctls, &firewall).unwrap();
+        // The foreign config was moved aside by --replace-conflicting; nothing else to do.
+        assert_eq!(
+            reassert(&f.settings, &mut installed, &f.sysctls, &firewall).unwrap(),
+            vec![]
+        );
+        let applied = firewall.applied.borrow().len();
+
+        *firewall.table.borrow_mut() = None;
+        fs::remove_file(f.settings.conf_dir.join("05-cni-cloud.conflist")).unwrap();
+        fs::write(f.sysctls.root.join(IPV4_FORWARD), "0").unwrap();
+        fs::write(
+            f.settings.conf_dir.join("00-sneaky.conf"),
+            br#"{"type":"bridge"}"#,
+        )
+        .unwrap();
+        let repairs = reassert(&f.settings, &mut installed, &f.sysctls, &firewall).unwrap();
+        assert_eq!(
+            repairs,
+            vec![
+                Repair::Sysctl(IPV4_FORWARD),
+                Repair::NftTable,
+                Repair::MovedAside("00-sneaky.conf".into()),
+                Repair::Conflist
+            ]
+        );
+        assert_eq!(firewall.applied.borrow().len(), applied + 1);
+        assert!(
+            f.settings
+                .conf_dir
+                .join("00-sneaky.conf.cni-cloud-disabled")
+                .exists()
+        );
+
+        // Touching the binary without changing it is not a repair; changing it is.
+        let binary = f.settings.bin_dir.join(PLUGIN_BINARY);
+        fs::write(&binary, fs::read(&f.settings.source_binary).unwrap()).unwrap();
+        assert_eq!(
+            reassert(&f.settings, &mut installed, &f.sysctls, &firewall).unwrap(),
+            vec![]
+        );
+        fs::write(&binary, b"not the plugin").unwrap();
+        assert_eq!(
+            reassert(&f.settings, &mut installed, &f.sysctls, &firewall).unwrap(),
+            vec![Repair::Binary]
+        );
+        assert_eq!(
+            fs::read(&binary).unwrap(),
+            fs::read(&f.settings.source_binary).unwrap()
+        );
+    }
+
+    #[test]
+    fn older_cni_cloud_configs_under_other_names_are_replaced_by_ours() {
+        let f = fixture();
+        let old = f.settings.conf_dir.join("10-cni-cloud.conf");
+        fs::write(
+            &old,
+            br#"{"cniVersion":"0.4.0","name":"cni-cloud","type":"cni-cloud"}"#,
+        )
+        .unwrap();
+        install(&f.settings, &f.sysctls, &FakeFirewall::default()).unwrap();
+        let names: Vec<String> = listing(&f.settings.conf_dir)
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(names, vec!["05-cni-cloud.conflist"]);
+    }
+}
