@@ -68,6 +68,14 @@ pub enum InstallError {
 }
 
 impl InstallError {
+    pub fn signals(source: io::Error) -> Self {
+        InstallError::Io {
+            what: "cannot install signal handlers",
+            path: PathBuf::new(),
+            source,
+        }
+    }
+
     pub fn io(what: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Self {
         let path = path.into();
         move |source| {

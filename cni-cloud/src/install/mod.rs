@@ -20,7 +20,7 @@ mod options;
 mod sysctl;
 
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::Duration;
 
 use clap::Parser;
@@ -235,7 +235,7 @@ async fn run(args: InstallArgs) -> Result<(), InstallError> {
 
 /// Serializes installers on one node (a DaemonSet update can briefly run two): the lock is a
 /// `flock` on the conf dir itself, so no extra file lands on the host.
-async fn lock_conf_dir(dir: &PathBuf, wait: bool) -> Result<Flock<File>, InstallError> {
+async fn lock_conf_dir(dir: &Path, wait: bool) -> Result<Flock<File>, InstallError> {
     let mut logged = false;
     loop {
         let handle = File::open(dir).map_err(InstallError::io("CNI conf dir", dir))?;
@@ -248,7 +248,11 @@ async fn lock_conf_dir(dir: &PathBuf, wait: bool) -> Result<Flock<File>, Install
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
-            Err((_, Errno::EWOULDBLOCK)) => return Err(InstallError::Locked { dir: dir.clone() }),
+            Err((_, Errno::EWOULDBLOCK)) => {
+                return Err(InstallError::Locked {
+                    dir: dir.to_owned(),
+                });
+            }
             Err((_, errno)) => {
                 return Err(InstallError::io("cannot lock", dir)(std::io::Error::from(
                     errno,
@@ -260,7 +264,7 @@ async fn lock_conf_dir(dir: &PathBuf, wait: bool) -> Result<Flock<File>, Install
 
 /// The plugin keeps its IPAM state in the data dir: root-only, and on tmpfs so reservations
 /// do not outlive a reboot (the host-local failure the talk describes).
-fn ensure_data_dir(dir: &PathBuf) -> Result<(), InstallError> {
+fn ensure_data_dir(dir: &Path) -> Result<(), InstallError> {
     use std::os::unix::fs::DirBuilderExt;
     if !dir.exists() {
         std::fs::DirBuilder::new()
@@ -269,7 +273,7 @@ fn ensure_data_dir(dir: &PathBuf) -> Result<(), InstallError> {
             .create(dir)
             .map_err(InstallError::io("plugin data dir", dir))?;
     }
-    match nix::sys::statfs::statfs(dir.as_path()) {
+    match nix::sys::statfs::statfs(dir) {
         Ok(stat) if stat.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC => {}
         Ok(_) => {
             tracing::warn!(dir = %dir.display(), "the plugin data dir is not on tmpfs: IPAM reservations will survive a reboot")
