@@ -30,6 +30,8 @@ const CONFLIST: &str = "05-cni-cloud.conflist";
 #[derive(Default)]
 struct ApiState {
     pod_cidrs: Option<Vec<String>>,
+    /// Answer 403 as an API server does when RBAC does not grant the request.
+    forbidden: bool,
     requests: Vec<String>,
 }
 
@@ -124,7 +126,15 @@ fn serve_connection(stream: std::net::TcpStream, node: &str, state: &Mutex<ApiSt
         let (status, json) = {
             let mut state = state.lock().unwrap();
             state.requests.push(format!("{method} {path}"));
-            if method == "GET" && path == format!("/api/v1/nodes/{node}") {
+            if state.forbidden {
+                (
+                    "403 Forbidden",
+                    serde_json::json!({"apiVersion": "v1", "kind": "Status", "status": "Failure",
+                        "reason": "Forbidden", "code": 403, "message": format!(
+                            "nodes \"{node}\" is forbidden: User \"system:serviceaccount:cni-cloud:cni-cloud-node\" \
+                             cannot get resource \"nodes\" in API group \"\" at the cluster scope")}),
+                )
+            } else if method == "GET" && path == format!("/api/v1/nodes/{node}") {
                 let mut spec = serde_json::json!({ "providerID": "aws:///eu-west-1a/i-0123" });
                 if let Some(cidrs) = &state.pod_cidrs {
                     spec["podCIDR"] = cidrs[0].clone().into();
@@ -679,6 +689,29 @@ fn sigterm_while_waiting_for_pod_cidrs_exits_cleanly_and_changes_nothing() {
     assert!(status.success(), "{status:?}\n{log}");
     assert!(log.contains("nothing was changed"), "{log}");
     assert_eq!(host.snapshot(), before);
+}
+
+#[test]
+fn forbidden_by_rbac_is_explained_and_waited_out() {
+    // RBAC applied after the DaemonSet: the installer says what is missing and keeps waiting.
+    let host = Host::new();
+    let api = FakeApi::start("node-a");
+    api.state.lock().unwrap().forbidden = true;
+    api.set_pod_cidrs(&["10.244.1.0/24"]);
+    let installer = Running::spawn(host.command(&api, &["--cluster-cidrs", "10.244.0.0/16"]));
+    installer.wait_for("the RBAC hint", Duration::from_secs(10), || {
+        installer
+            .log()
+            .contains("needs the cni-cloud-node ClusterRole (get nodes)")
+    });
+    assert!(!host.conf_dir().join(CONFLIST).exists());
+    api.state.lock().unwrap().forbidden = false;
+    let conflist = host.conf_dir().join(CONFLIST);
+    installer.wait_for("the conflist", Duration::from_secs(10), || {
+        conflist.exists()
+    });
+    let (status, log) = installer.terminate();
+    assert!(status.success(), "{log}");
 }
 
 #[test]
