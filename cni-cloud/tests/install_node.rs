@@ -1,5 +1,7 @@
 //! `cni-cloud install` end to end: the real binary against temporary directories standing in
-//! for the host's CNI bin dir, conf dir and /proc/sys, and a Kubernetes API on loopback.
+//! for the host's CNI bin dir, conf dir and /proc/sys, and a Kubernetes API on loopback that
+//! serves the Node and authorizes every request with the installer's RBAC from deploy/base
+//! (a narrower role makes these tests fail; see the control test).
 //! Ordering and atomicity are observed with inotify on the host directories, not inferred.
 //!
 //! The nftables test needs root: it runs the installer inside a network namespace it creates
@@ -25,13 +27,18 @@ const BIN: &str = env!("CARGO_BIN_EXE_cni-cloud");
 const CONFLIST: &str = "05-cni-cloud.conflist";
 
 // ---------------------------------------------------------------------------------------
-// A Kubernetes API on loopback that serves one Node.
+// A Kubernetes API on loopback that serves one Node, behind RBAC. (Stand-in until the
+// shared mock Kubernetes API in mocks/src/kube exists; same wire format: JSON objects and
+// `Status` errors with the API server's codes and messages.)
 
 #[derive(Default)]
 struct ApiState {
     pod_cidrs: Option<Vec<String>>,
     /// Answer 403 as an API server does when RBAC does not grant the request.
     forbidden: bool,
+    /// When set, requests are authorized against these rules (the installer's ServiceAccount
+    /// bindings from deploy/), as the API server's RBAC authorizer does.
+    rbac: Option<Vec<Rule>>,
     requests: Vec<String>,
 }
 
@@ -61,7 +68,10 @@ impl FakeApi {
 
     fn serve(listener: TcpListener, node: &'static str) -> FakeApi {
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let state = Arc::new(Mutex::new(ApiState::default()));
+        let state = Arc::new(Mutex::new(ApiState {
+            rbac: Some(installer_rules_from_deploy()),
+            ..ApiState::default()
+        }));
         let shared = state.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming() {
@@ -87,7 +97,7 @@ impl FakeApi {
             &path,
             format!(
                 "apiVersion: v1\nkind: Config\nclusters:\n- name: t\n  cluster:\n    server: {}\n\
-                 users:\n- name: installer\n  user:\n    token: installer-token\ncontexts:\n\
+                 users:\n- name: installer\n  user:\n    token: {INSTALLER_TOKEN}\ncontexts:\n\
                  - name: t\n  context:\n    cluster: t\n    user: installer\ncurrent-context: t\n",
                 self.url
             ),
@@ -106,6 +116,7 @@ fn serve_connection(stream: std::net::TcpStream, node: &str, state: &Mutex<ApiSt
             return;
         }
         let mut content_length = 0usize;
+        let mut bearer = String::new();
         loop {
             let mut header = String::new();
             if reader.read_line(&mut header).unwrap_or(0) == 0 {
@@ -117,6 +128,12 @@ fn serve_connection(stream: std::net::TcpStream, node: &str, state: &Mutex<ApiSt
             if let Some(value) = header.to_ascii_lowercase().strip_prefix("content-length:") {
                 content_length = value.trim().parse().unwrap_or(0);
             }
+            if let Some(value) = header
+                .strip_prefix("authorization: Bearer ")
+                .or(header.strip_prefix("Authorization: Bearer "))
+            {
+                bearer = value.trim().to_owned();
+            }
         }
         let mut body = vec![0; content_length];
         let _ = reader.read_exact(&mut body);
@@ -126,7 +143,11 @@ fn serve_connection(stream: std::net::TcpStream, node: &str, state: &Mutex<ApiSt
         let (status, json) = {
             let mut state = state.lock().unwrap();
             state.requests.push(format!("{method} {path}"));
-            if state.forbidden {
+            let denied = state.forbidden
+                || state.rbac.as_ref().is_some_and(|rules| {
+                    bearer != INSTALLER_TOKEN || !authorized(rules, method, path)
+                });
+            if denied {
                 (
                     "403 Forbidden",
                     serde_json::json!({"apiVersion": "v1", "kind": "Status", "status": "Failure",
@@ -162,6 +183,104 @@ fn serve_connection(stream: std::net::TcpStream, node: &str, state: &Mutex<ApiSt
             return;
         }
     }
+}
+
+/// The kubeconfig's token stands for the DaemonSet's ServiceAccount.
+const INSTALLER_TOKEN: &str = "installer-token";
+const INSTALLER_SA: (&str, &str) = ("cni-cloud", "cni-cloud-node");
+
+/// One RBAC policy rule: (apiGroups, resources, verbs, resourceNames).
+#[derive(Clone, Debug)]
+struct Rule {
+    groups: Vec<String>,
+    resources: Vec<String>,
+    verbs: Vec<String>,
+    names: Vec<String>,
+}
+
+/// The cluster-scoped rules bound to the installer's ServiceAccount by the RBAC manifests in
+/// deploy/base (ClusterRoleBindings -> ClusterRoles; Nodes are cluster-scoped, so namespaced
+/// RoleBindings cannot grant them).
+fn installer_rules_from_deploy() -> Vec<Rule> {
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/base");
+    let mut docs: Vec<serde_json::Value> = Vec::new();
+    for file in ["controller-rbac.yaml", "installer-rbac.yaml"] {
+        let text = fs::read_to_string(base.join(file)).unwrap();
+        docs.extend(serde_saphyr::from_multiple::<serde_json::Value>(&text).unwrap());
+    }
+    let strings = |value: &serde_json::Value| -> Vec<String> {
+        value
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut rules = Vec::new();
+    for binding in docs.iter().filter(|d| d["kind"] == "ClusterRoleBinding") {
+        let bound = binding["subjects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|subject| {
+                subject["kind"] == "ServiceAccount"
+                    && subject["namespace"] == INSTALLER_SA.0
+                    && subject["name"] == INSTALLER_SA.1
+            });
+        if !bound {
+            continue;
+        }
+        let role_name = &binding["roleRef"]["name"];
+        let role = docs
+            .iter()
+            .find(|d| d["kind"] == "ClusterRole" && &d["metadata"]["name"] == role_name)
+            .unwrap_or_else(|| panic!("ClusterRole {role_name} is bound but not defined"));
+        for rule in role["rules"].as_array().unwrap() {
+            rules.push(Rule {
+                groups: strings(&rule["apiGroups"]),
+                resources: strings(&rule["resources"]),
+                verbs: strings(&rule["verbs"]),
+                names: strings(&rule["resourceNames"]),
+            });
+        }
+    }
+    assert!(
+        !rules.is_empty(),
+        "deploy/base binds no ClusterRole to the installer"
+    );
+    rules
+}
+
+/// RBAC's decision for a core-group request path (what the installer can send).
+fn authorized(rules: &[Rule], method: &str, path: &str) -> bool {
+    let Some(rest) = path.strip_prefix("/api/v1/") else {
+        return false;
+    };
+    let parts: Vec<&str> = rest.split('/').collect();
+    let (resource, name) = match parts.as_slice() {
+        [resource] => (resource.to_string(), None),
+        [resource, name] => (resource.to_string(), Some(*name)),
+        [resource, name, sub] => (format!("{resource}/{sub}"), Some(*name)),
+        _ => return false,
+    };
+    let verb = match (method, name) {
+        ("GET", Some(_)) => "get",
+        ("GET", None) => "list",
+        ("PATCH", _) => "patch",
+        ("PUT", _) => "update",
+        ("POST", _) => "create",
+        ("DELETE", _) => "delete",
+        _ => return false,
+    };
+    let any = |list: &[String], want: &str| list.iter().any(|item| item == want || item == "*");
+    rules.iter().any(|rule| {
+        any(&rule.groups, "")
+            && any(&rule.resources, &resource)
+            && any(&rule.verbs, verb)
+            && (rule.names.is_empty() || name.is_some_and(|n| rule.names.iter().any(|r| r == n)))
+    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -706,6 +825,53 @@ fn forbidden_by_rbac_is_explained_and_waited_out() {
     });
     assert!(!host.conf_dir().join(CONFLIST).exists());
     api.state.lock().unwrap().forbidden = false;
+    let conflist = host.conf_dir().join(CONFLIST);
+    installer.wait_for("the conflist", Duration::from_secs(10), || {
+        conflist.exists()
+    });
+    let (status, log) = installer.terminate();
+    assert!(status.success(), "{log}");
+}
+
+#[test]
+fn the_api_enforces_deploys_rbac_so_a_narrower_role_fails() {
+    // Every test here runs the installer under the RBAC in deploy/base. This is the control:
+    // the same API with the role narrowed (no "get") refuses, and the installer never
+    // installs; with the role as deployed it does.
+    let rules = installer_rules_from_deploy();
+    assert!(authorized(&rules, "GET", "/api/v1/nodes/node-a"));
+    assert!(!authorized(&rules, "GET", "/api/v1/nodes"), "no list");
+    assert!(
+        !authorized(&rules, "PATCH", "/api/v1/nodes/node-a/status"),
+        "no writes"
+    );
+    assert!(!authorized(
+        &rules,
+        "GET",
+        "/api/v1/namespaces/kube-system/secrets/x"
+    ));
+
+    let host = Host::new();
+    let api = FakeApi::start("node-a");
+    api.set_pod_cidrs(&["10.244.1.0/24"]);
+    let narrowed: Vec<Rule> = rules
+        .iter()
+        .cloned()
+        .map(|mut rule| {
+            rule.verbs.retain(|verb| verb != "get");
+            rule
+        })
+        .collect();
+    api.state.lock().unwrap().rbac = Some(narrowed);
+    let installer = Running::spawn(host.command(&api, &["--cluster-cidrs", "10.244.0.0/16"]));
+    installer.wait_for("the 403", Duration::from_secs(10), || {
+        installer.log().contains("403")
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!host.conf_dir().join(CONFLIST).exists());
+    assert!(!host.bin_dir().join("cni-cloud").exists());
+
+    api.state.lock().unwrap().rbac = Some(rules);
     let conflist = host.conf_dir().join(CONFLIST);
     installer.wait_for("the conflist", Duration::from_secs(10), || {
         conflist.exists()
