@@ -986,7 +986,17 @@ fn masquerade_table_and_forwarding_in_a_network_namespace() {
     let kubeconfig = api.kubeconfig(host.root.path());
     let command = |extra: &[&str]| {
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &netns.0, BIN, "install"])
+        // Exactly the DaemonSet's privileges: uid 0 with every capability dropped except
+        // NET_ADMIN, and no_new_privs (allowPrivilegeEscalation: false).
+        cmd.args(["netns", "exec", &netns.0])
+            .args([
+                "setpriv",
+                "--bounding-set",
+                "-all,+net_admin",
+                "--inh-caps",
+                "-all",
+            ])
+            .args(["--no-new-privs", "--", BIN, "install"])
             .args(["--cni-bin-dir", host.bin_dir().to_str().unwrap()])
             .args(["--cni-conf-dir", host.conf_dir().to_str().unwrap()])
             .args([
@@ -1007,6 +1017,19 @@ fn masquerade_table_and_forwarding_in_a_network_namespace() {
     };
 
     let installer = Running::spawn(command(&[]));
+    let pid = installer.child.id();
+    let bin = fs::canonicalize(BIN).unwrap();
+    installer.wait_for(
+        "ip and setpriv to exec the installer",
+        Duration::from_secs(10),
+        || fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == bin),
+    );
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let cap_eff = status.lines().find(|l| l.starts_with("CapEff:")).unwrap();
+    assert!(
+        cap_eff.ends_with("0000000000001000"),
+        "only CAP_NET_ADMIN (bit 12): {cap_eff}"
+    );
     let conflist = host.conf_dir().join(CONFLIST);
     wait_for("the conflist", Duration::from_secs(15), || {
         conflist.exists()
