@@ -400,6 +400,15 @@ impl Running {
         Running { child, log }
     }
 
+    /// Whether the installer still runs, and where it sleeps (for failure messages).
+    fn state(&self) -> String {
+        let pid = self.child.id();
+        match fs::read_to_string(format!("/proc/{pid}/wchan")) {
+            Ok(wchan) => format!("pid {pid} alive, in {wchan}"),
+            Err(_) => format!("pid {pid} gone"),
+        }
+    }
+
     fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
@@ -440,7 +449,8 @@ impl Running {
         while !condition() {
             assert!(
                 Instant::now() < deadline,
-                "timed out waiting for {what}; installer log:\n{}",
+                "timed out waiting for {what}; installer {}; log:\n{}",
+                self.state(),
                 self.log()
             );
             std::thread::sleep(Duration::from_millis(20));

@@ -112,22 +112,25 @@ pub struct Installed {
     /// The table as the kernel should list it; `None` when masquerading is off.
     nft_listing: Option<String>,
     nft_transaction: Option<String>,
-    /// Our rendering of the table, in `nft list` format.
-    nft_rendered: String,
+    /// Whether `nft list` prints exactly our rendering (then `nft_listing` is that rendering
+    /// and never changes).
+    nft_canonical: bool,
 }
 
-/// What to compare the live table against. Our own rendering when this `nft` prints it
-/// identically: fixed, so an edit racing with the read-back cannot become the reference.
-/// Otherwise (another nft version's formatting) the read-back right after applying.
-fn expected_listing(rendered: &str, read_back: Option<String>) -> Option<String> {
+/// What to compare the live table against, and whether it is fixed. When this `nft` lists
+/// the table exactly as we render it (checked once, at install), the reference is our
+/// rendering for good, so an edit racing with a later read-back can never become the
+/// reference. Otherwise (another nft version's formatting) it is the read-back after applying.
+fn expected_listing(rendered: &str, read_back: Option<String>) -> (Option<String>, bool) {
     match read_back {
-        Some(listing) if listing != rendered => {
+        Some(listing) if listing == rendered => (Some(listing), true),
+        Some(listing) => {
             tracing::debug!(
                 "nft formats the table differently from our rendering; comparing against its listing"
             );
-            Some(listing)
+            (Some(listing), false)
         }
-        _ => Some(rendered.to_owned()),
+        None => (None, false),
     }
 }
 
@@ -187,7 +190,7 @@ pub fn install(
             }
         }
 
-        let nft_listing = match &nft_transaction {
+        let (nft_listing, nft_canonical) = match &nft_transaction {
             Some(transaction) => {
                 if firewall.list_table(&settings.nft_table)?.is_none() {
                     undo.created_table = Some(settings.nft_table.clone());
@@ -196,7 +199,7 @@ pub fn install(
                 tracing::info!(table = %settings.nft_table, "masquerading pod traffic leaving the non-masquerade CIDRs");
                 expected_listing(&nft_rendered, firewall.list_table(&settings.nft_table)?)
             }
-            None => None,
+            None => (None, false),
         };
 
         for name in &scan.foreign {
@@ -226,7 +229,7 @@ pub fn install(
             conflist: conflist_bytes.clone(),
             nft_listing,
             nft_transaction: nft_transaction.clone(),
-            nft_rendered: nft_rendered.clone(),
+            nft_canonical,
         })
     })();
     if result.is_err() {
@@ -293,10 +296,9 @@ pub fn reassert(
         let listing = firewall.list_table(&settings.nft_table)?;
         if listing.is_none() || listing != installed.nft_listing {
             firewall.apply(transaction)?;
-            installed.nft_listing = expected_listing(
-                &installed.nft_rendered,
-                firewall.list_table(&settings.nft_table)?,
-            );
+            if !installed.nft_canonical {
+                installed.nft_listing = firewall.list_table(&settings.nft_table)?;
+            }
             repairs.push(Repair::NftTable);
         }
     }

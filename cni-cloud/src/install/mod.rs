@@ -78,8 +78,10 @@ pub fn main(args: &[String]) -> i32 {
 }
 
 fn init_logging(format: LogFormat) {
+    // The Kubernetes client logs each failed request itself; the installer already says why
+    // it waits, once per change of reason, so its own lines are off unless RUST_LOG asks.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube_client=off"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
