@@ -134,6 +134,17 @@ fn expected_listing(rendered: &str, read_back: Option<String>) -> (Option<String
     }
 }
 
+/// The installed binary's fingerprint, taken *before* comparing its contents with the
+/// source: a change after the comparison alters the fingerprint, a change before it fails the
+/// comparison (`None` forces a full check on the next pass). So no edit can slip in between
+/// a repair and the fingerprint it is judged by.
+fn verified_fingerprint(source: &Path, installed: &Path) -> Option<Fingerprint> {
+    let fingerprint = files::fingerprint(installed)?;
+    files::same_contents(source, installed)
+        .unwrap_or(false)
+        .then_some(fingerprint)
+}
+
 /// Something `reassert` had to put back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Repair {
@@ -225,7 +236,7 @@ pub fn install(
         }
 
         Ok(Installed {
-            binary: files::fingerprint(&binary_path),
+            binary: verified_fingerprint(&settings.source_binary, &binary_path),
             conflist: conflist_bytes.clone(),
             nft_listing,
             nft_transaction: nft_transaction.clone(),
@@ -283,7 +294,7 @@ pub fn reassert(
             files::copy_atomically(&settings.source_binary, &settings.bin_dir, PLUGIN_BINARY)?;
             repairs.push(Repair::Binary);
         }
-        installed.binary = files::fingerprint(&binary_path);
+        installed.binary = verified_fingerprint(&settings.source_binary, &binary_path);
     }
 
     for key in settings.forwarding_keys() {
