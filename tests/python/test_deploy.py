@@ -471,3 +471,25 @@ def test_controller_reads_every_variable_the_deployment_sets(overlay):
     env = pod_env(docs, one(docs, "Deployment", "cni-cloud-controller"))
     unknown = {name for name in env if name.startswith("CNI_CLOUD_")} - known
     assert not unknown, f"the Deployment sets variables `cni-cloud-controller run` does not read: {sorted(unknown)}"
+
+
+def test_image_layout_matches_the_manifests():
+    """The Dockerfile puts the binaries where the manifests run them, with the controller's
+    default user equal to its runAsUser."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    docs = rendered("aws")
+    controller = one(docs, "Deployment", "cni-cloud-controller")["spec"]["template"]["spec"]
+    node = one(docs, "DaemonSet", "cni-cloud-node")["spec"]["template"]["spec"]
+    images = {c["image"] for spec in (controller, node) for c in spec["containers"]}
+    assert len(images) == 1, f"one image for both workloads: {images}"
+    for spec in (controller, node):
+        binary = spec["containers"][0]["command"][0]
+        assert f"/out{binary}" in dockerfile, f"the image does not install {binary}"
+    user = re.findall(r"(?m)^USER\s+(\d+)(?::(\d+))?\s*$", dockerfile)
+    assert user, "the final image must set a numeric non-root USER"
+    uid, gid = user[-1]
+    assert int(uid) != 0 and int(uid) == controller["securityContext"]["runAsUser"]
+    assert gid == "" or int(gid) == controller["securityContext"]["runAsGroup"]
+    assert "/usr/sbin/nft" in dockerfile, "the installer drives nft"
+    stages = re.findall(r"(?m)^FROM\s+(\S+)", dockerfile)
+    assert len(stages) >= 2 and "distroless" in stages[-1], stages
