@@ -24,7 +24,8 @@ pub struct ConflistSpec {
 }
 
 impl ConflistSpec {
-    /// Checks what the runtime would otherwise only reject at the first pod.
+    /// Checks what the runtime would otherwise only reject at the first pod (the pod CIDRs
+    /// come from the Node, already validated).
     pub fn validate(&self) -> Result<(), String> {
         if !PLUGIN_CNI_VERSIONS.contains(&self.cni_version.as_str()) {
             return Err(format!(
@@ -48,9 +49,6 @@ impl ConflistSpec {
             && !(576..=65535).contains(&mtu)
         {
             return Err(format!("MTU {mtu} is outside 576..=65535"));
-        }
-        if self.pod_cidrs.is_empty() {
-            return Err("no pod CIDR to allocate from".into());
         }
         Ok(())
     }

@@ -165,7 +165,9 @@ async fn run(args: InstallArgs) -> Result<(), InstallError> {
             pod_cidrs: Vec::new(),
         },
     };
-    if !conflist::is_loadable_config_name(&settings.conflist_name)
+    // A `.conf` would be parsed as a single plugin; the file holds a list.
+    if !settings.conflist_name.ends_with(".conflist")
+        || settings.conflist_name.len() == ".conflist".len()
         || settings.conflist_name.contains('/')
     {
         return Err(InstallError::Config(format!(
@@ -173,6 +175,7 @@ async fn run(args: InstallArgs) -> Result<(), InstallError> {
             settings.conflist_name
         )));
     }
+    settings.conflist.validate().map_err(InstallError::Config)?;
     if !masquerade::valid_table_name(&settings.nft_table) {
         return Err(InstallError::Config(format!(
             "invalid --nft-table {:?}",
@@ -180,10 +183,8 @@ async fn run(args: InstallArgs) -> Result<(), InstallError> {
         )));
     }
 
-    let mut sigterm =
-        signal(SignalKind::terminate()).map_err(|e| InstallError::Kube(e.to_string()))?;
-    let mut sigint =
-        signal(SignalKind::interrupt()).map_err(|e| InstallError::Kube(e.to_string()))?;
+    let mut sigterm = signal(SignalKind::terminate()).map_err(InstallError::signals)?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(InstallError::signals)?;
 
     // Everything that can be checked without the Node fails now, before any waiting.
     installer::preflight_paths(&settings)?;
