@@ -493,3 +493,19 @@ def test_image_layout_matches_the_manifests():
     assert "/usr/sbin/nft" in dockerfile, "the installer drives nft"
     stages = re.findall(r"(?m)^FROM\s+(\S+)", dockerfile)
     assert len(stages) >= 2 and "distroless" in stages[-1], stages
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_example_cidrs_are_consistent(overlay):
+    """The overlay's example values are usable as they stand: canonical CIDRs, and pod CIDRs
+    that do not overlap the VPC/VNet (routes to pods would shadow node addresses)."""
+    import ipaddress
+
+    docs = rendered(overlay)
+    env = pod_env(docs, one(docs, "DaemonSet", "cni-cloud-node"))
+    cluster = [ipaddress.ip_network(c, strict=True) for c in env["CNI_CLOUD_CLUSTER_CIDRS"].split(",")]
+    vpc = [ipaddress.ip_network(c, strict=True) for c in env["CNI_CLOUD_VPC_CIDRS"].split(",")]
+    for pods in cluster:
+        for net in vpc:
+            assert pods.version != net.version or not pods.overlaps(net), (pods, net)
+    assert 576 <= int(env["CNI_CLOUD_MTU"]) <= 9001
