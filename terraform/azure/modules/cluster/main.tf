@@ -83,7 +83,6 @@ resource "azurerm_public_ip" "control_plane" {
 }
 
 resource "azurerm_network_interface" "node" {
-  #checkov:skip=CKV_AZURE_118:IP forwarding is the point: pods send and receive with their own addresses, routed by cni-cloud's VirtualAppliance routes to this NIC
   #checkov:skip=CKV_AZURE_119:only the control plane gets a public IP (control_plane_public_ip), for SSH from admin_cidrs to fetch the kubeconfig; the NSG admits nothing else
   for_each            = local.nodes
   name                = each.value
