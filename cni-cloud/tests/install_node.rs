@@ -10,7 +10,7 @@
 
 use std::ffi::OsString;
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -27,260 +27,112 @@ const BIN: &str = env!("CARGO_BIN_EXE_cni-cloud");
 const CONFLIST: &str = "05-cni-cloud.conflist";
 
 // ---------------------------------------------------------------------------------------
-// A Kubernetes API on loopback that serves one Node, behind RBAC. (Stand-in until the
-// shared mock Kubernetes API in mocks/src/kube exists; same wire format: JSON objects and
-// `Status` errors with the API server's codes and messages.)
+// The shared mock Kubernetes API (mocks/src/kube), in-process on loopback. It authenticates
+// the kubeconfig's token as the installer's ServiceAccount (cni-cloud/cni-cloud-node) and
+// authorizes every request with the RBAC in deploy/base, answering 403 like the API server
+// for anything those roles do not grant.
 
-#[derive(Default)]
-struct ApiState {
-    pod_cidrs: Option<Vec<String>>,
-    /// Answer 403 as an API server does when RBAC does not grant the request.
-    forbidden: bool,
-    /// When set, requests are authorized against these rules (the installer's ServiceAccount
-    /// bindings from deploy/), as the API server's RBAC authorizer does.
-    rbac: Option<Vec<Rule>>,
-    requests: Vec<String>,
+use cni_cloud_mocks::kube::{KubeMock, KubeMockConfig, Rbac};
+
+fn deploy_base() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/base")
 }
 
 struct FakeApi {
+    mock: KubeMock,
     url: String,
-    state: Arc<Mutex<ApiState>>,
+    node: &'static str,
 }
 
 impl FakeApi {
     fn start(node: &'static str) -> FakeApi {
-        Self::serve(TcpListener::bind("127.0.0.1:0").unwrap(), node)
+        Self::start_with(node, None, Rbac::load(&[deploy_base()]).unwrap())
     }
 
-    /// Listens on the loopback of a network namespace: the socket is created by a thread
-    /// that entered the namespace (setns is per thread), and keeps belonging to it.
+    /// Listens on the loopback of a network namespace: the server's thread enters the
+    /// namespace before binding (setns is per thread), and the socket stays in it.
     fn start_in_netns(netns: &str, node: &'static str) -> FakeApi {
-        let path = format!("/run/netns/{netns}");
-        let listener = std::thread::spawn(move || {
-            let ns = fs::File::open(&path).unwrap();
-            nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-            TcpListener::bind("127.0.0.1:0").unwrap()
-        })
-        .join()
-        .unwrap();
-        Self::serve(listener, node)
+        Self::start_with(
+            node,
+            Some(netns.to_owned()),
+            Rbac::load(&[deploy_base()]).unwrap(),
+        )
     }
 
-    fn serve(listener: TcpListener, node: &'static str) -> FakeApi {
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let state = Arc::new(Mutex::new(ApiState {
-            rbac: Some(installer_rules_from_deploy()),
-            ..ApiState::default()
-        }));
-        let shared = state.clone();
+    fn start_with(node: &'static str, netns: Option<String>, rbac: Rbac) -> FakeApi {
+        let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { return };
-                let shared = shared.clone();
-                std::thread::spawn(move || serve_connection(stream, node, &shared));
+            if let Some(netns) = netns {
+                let ns = fs::File::open(format!("/run/netns/{netns}")).unwrap();
+                nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
             }
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let mock = KubeMock::new(KubeMockConfig::with_rbac(rbac));
+                let server = mock
+                    .clone()
+                    .start("127.0.0.1:0".parse().unwrap())
+                    .await
+                    .unwrap();
+                tx.send((mock, server.url())).unwrap();
+                // Serve until the test process ends.
+                std::future::pending::<()>().await;
+                drop(server);
+            });
         });
-        FakeApi { url, state }
+        let (mock, url) = rx.recv().unwrap();
+        let api = FakeApi { mock, url, node };
+        api.put_node(None);
+        api
+    }
+
+    fn put_node(&self, pod_cidrs: Option<&[&str]>) {
+        let mut spec = serde_json::json!({ "providerID": "aws:///eu-west-1a/i-0123" });
+        if let Some(cidrs) = pod_cidrs {
+            spec["podCIDR"] = cidrs[0].into();
+            spec["podCIDRs"] = cidrs.into();
+        }
+        self.mock
+            .upsert_node(serde_json::json!({ "metadata": { "name": self.node }, "spec": spec }))
+            .unwrap();
     }
 
     fn set_pod_cidrs(&self, cidrs: &[&str]) {
-        self.state.lock().unwrap().pod_cidrs = Some(cidrs.iter().map(|s| s.to_string()).collect());
+        self.put_node(Some(cidrs));
     }
 
-    fn requests(&self) -> Vec<String> {
-        self.state.lock().unwrap().requests.clone()
+    /// What the installer asked for, as the mock counts it: "verb resource" -> outcome -> n.
+    fn requests(
+        &self,
+    ) -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>> {
+        self.mock.stats().snapshot()
     }
 
     fn kubeconfig(&self, dir: &Path) -> PathBuf {
         let path = dir.join("kubeconfig");
         fs::write(
             &path,
-            format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n- name: t\n  cluster:\n    server: {}\n\
-                 users:\n- name: installer\n  user:\n    token: {INSTALLER_TOKEN}\ncontexts:\n\
-                 - name: t\n  context:\n    cluster: t\n    user: installer\ncurrent-context: t\n",
-                self.url
-            ),
+            self.mock.kubeconfig(&self.url, KubeMockConfig::NODE_TOKEN),
         )
         .unwrap();
         path
     }
 }
 
-fn serve_connection(stream: std::net::TcpStream, node: &str, state: &Mutex<ApiState>) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut stream = stream;
-    loop {
-        let mut request_line = String::new();
-        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
-            return;
-        }
-        let mut content_length = 0usize;
-        let mut bearer = String::new();
-        loop {
-            let mut header = String::new();
-            if reader.read_line(&mut header).unwrap_or(0) == 0 {
-                return;
-            }
-            if header == "\r\n" {
-                break;
-            }
-            if let Some(value) = header.to_ascii_lowercase().strip_prefix("content-length:") {
-                content_length = value.trim().parse().unwrap_or(0);
-            }
-            if let Some(value) = header
-                .strip_prefix("authorization: Bearer ")
-                .or(header.strip_prefix("Authorization: Bearer "))
-            {
-                bearer = value.trim().to_owned();
-            }
-        }
-        let mut body = vec![0; content_length];
-        let _ = reader.read_exact(&mut body);
-        let mut parts = request_line.split_whitespace();
-        let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-        let path = path.split('?').next().unwrap_or("");
-        let (status, json) = {
-            let mut state = state.lock().unwrap();
-            state.requests.push(format!("{method} {path}"));
-            let denied = state.forbidden
-                || state.rbac.as_ref().is_some_and(|rules| {
-                    bearer != INSTALLER_TOKEN || !authorized(rules, method, path)
-                });
-            if denied {
-                (
-                    "403 Forbidden",
-                    serde_json::json!({"apiVersion": "v1", "kind": "Status", "status": "Failure",
-                        "reason": "Forbidden", "code": 403, "message": format!(
-                            "nodes \"{node}\" is forbidden: User \"system:serviceaccount:cni-cloud:cni-cloud-node\" \
-                             cannot get resource \"nodes\" in API group \"\" at the cluster scope")}),
-                )
-            } else if method == "GET" && path == format!("/api/v1/nodes/{node}") {
-                let mut spec = serde_json::json!({ "providerID": "aws:///eu-west-1a/i-0123" });
-                if let Some(cidrs) = &state.pod_cidrs {
-                    spec["podCIDR"] = cidrs[0].clone().into();
-                    spec["podCIDRs"] = cidrs.clone().into();
-                }
-                (
-                    "200 OK",
-                    serde_json::json!({"apiVersion": "v1", "kind": "Node",
-                        "metadata": {"name": node, "resourceVersion": "7"}, "spec": spec}),
-                )
-            } else {
-                (
-                    "404 Not Found",
-                    serde_json::json!({"apiVersion": "v1", "kind": "Status", "status": "Failure",
-                        "reason": "NotFound", "code": 404, "message": format!("{path} not found")}),
-                )
-            }
-        };
-        let body = json.to_string();
-        let response = format!(
-            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        if stream.write_all(response.as_bytes()).is_err() {
-            return;
-        }
-    }
-}
-
-/// The kubeconfig's token stands for the DaemonSet's ServiceAccount.
-const INSTALLER_TOKEN: &str = "installer-token";
-const INSTALLER_SA: (&str, &str) = ("cni-cloud", "cni-cloud-node");
-
-/// One RBAC policy rule: (apiGroups, resources, verbs, resourceNames).
-#[derive(Clone, Debug)]
-struct Rule {
-    groups: Vec<String>,
-    resources: Vec<String>,
-    verbs: Vec<String>,
-    names: Vec<String>,
-}
-
-/// The cluster-scoped rules bound to the installer's ServiceAccount by the RBAC manifests in
-/// deploy/base (ClusterRoleBindings -> ClusterRoles; Nodes are cluster-scoped, so namespaced
-/// RoleBindings cannot grant them).
-fn installer_rules_from_deploy() -> Vec<Rule> {
-    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/base");
-    let mut docs: Vec<serde_json::Value> = Vec::new();
+/// deploy/base's RBAC with the installer's "get" on nodes taken away.
+fn narrowed_rbac(dir: &Path) -> Rbac {
     for file in ["controller-rbac.yaml", "installer-rbac.yaml"] {
-        let text = fs::read_to_string(base.join(file)).unwrap();
-        docs.extend(serde_saphyr::from_multiple::<serde_json::Value>(&text).unwrap());
-    }
-    let strings = |value: &serde_json::Value| -> Vec<String> {
-        value
-            .as_array()
-            .map(|list| {
-                list.iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let mut rules = Vec::new();
-    for binding in docs.iter().filter(|d| d["kind"] == "ClusterRoleBinding") {
-        let bound = binding["subjects"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|subject| {
-                subject["kind"] == "ServiceAccount"
-                    && subject["namespace"] == INSTALLER_SA.0
-                    && subject["name"] == INSTALLER_SA.1
-            });
-        if !bound {
-            continue;
+        let text = fs::read_to_string(deploy_base().join(file)).unwrap();
+        let narrowed = text.replace(r#"verbs: ["get"]"#, "verbs: []");
+        if file == "installer-rbac.yaml" {
+            assert_ne!(narrowed, text, "the installer role grants get on nodes");
         }
-        let role_name = &binding["roleRef"]["name"];
-        let role = docs
-            .iter()
-            .find(|d| d["kind"] == "ClusterRole" && &d["metadata"]["name"] == role_name)
-            .unwrap_or_else(|| panic!("ClusterRole {role_name} is bound but not defined"));
-        for rule in role["rules"].as_array().unwrap() {
-            rules.push(Rule {
-                groups: strings(&rule["apiGroups"]),
-                resources: strings(&rule["resources"]),
-                verbs: strings(&rule["verbs"]),
-                names: strings(&rule["resourceNames"]),
-            });
-        }
+        fs::write(dir.join(file), narrowed).unwrap();
     }
-    assert!(
-        !rules.is_empty(),
-        "deploy/base binds no ClusterRole to the installer"
-    );
-    rules
-}
-
-/// RBAC's decision for a core-group request path (what the installer can send).
-fn authorized(rules: &[Rule], method: &str, path: &str) -> bool {
-    let Some(rest) = path.strip_prefix("/api/v1/") else {
-        return false;
-    };
-    let parts: Vec<&str> = rest.split('/').collect();
-    let (resource, name) = match parts.as_slice() {
-        [resource] => (resource.to_string(), None),
-        [resource, name] => (resource.to_string(), Some(*name)),
-        [resource, name, sub] => (format!("{resource}/{sub}"), Some(*name)),
-        _ => return false,
-    };
-    let verb = match (method, name) {
-        ("GET", Some(_)) => "get",
-        ("GET", None) => "list",
-        ("PATCH", _) => "patch",
-        ("PUT", _) => "update",
-        ("POST", _) => "create",
-        ("DELETE", _) => "delete",
-        _ => return false,
-    };
-    let any = |list: &[String], want: &str| list.iter().any(|item| item == want || item == "*");
-    rules.iter().any(|rule| {
-        any(&rule.groups, "")
-            && any(&rule.resources, &resource)
-            && any(&rule.verbs, verb)
-            && (rule.names.is_empty() || name.is_some_and(|n| rule.names.iter().any(|r| r == n)))
-    })
+    Rbac::load(&[dir]).unwrap()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -625,10 +477,14 @@ fn waits_for_pod_cidrs_then_writes_binary_before_config_atomically_and_reasserts
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(names, vec![OsString::from(CONFLIST)]);
-    // The installer only ever read its own Node.
-    for request in api.requests() {
-        assert_eq!(request, "GET /api/v1/nodes/node-a");
-    }
+    // The installer only ever read its own Node, and RBAC allowed it.
+    let requests = api.requests();
+    let actions: Vec<&String> = requests.keys().collect();
+    assert_eq!(actions, vec!["get nodes"], "{requests:?}");
+    assert!(
+        requests["get nodes"].keys().all(|outcome| outcome == "200"),
+        "{requests:?}"
+    );
 
     // Readiness probe.
     let check = Command::new(BIN)
@@ -821,73 +677,31 @@ fn sigterm_while_waiting_for_pod_cidrs_exits_cleanly_and_changes_nothing() {
 }
 
 #[test]
-fn forbidden_by_rbac_is_explained_and_waited_out() {
-    // RBAC applied after the DaemonSet: the installer says what is missing and keeps waiting.
+fn a_narrower_role_than_deploys_is_refused_and_nothing_is_installed() {
+    // Every other test runs the installer under the RBAC in deploy/base. This is the control:
+    // the same mock with the installer's "get" taken away answers 403; the installer says
+    // which role is missing, keeps waiting, and changes nothing.
     let host = Host::new();
-    let api = FakeApi::start("node-a");
-    api.state.lock().unwrap().forbidden = true;
+    let rbac_dir = tempfile::tempdir().unwrap();
+    let api = FakeApi::start_with("node-a", None, narrowed_rbac(rbac_dir.path()));
     api.set_pod_cidrs(&["10.244.1.0/24"]);
+    let before = host.snapshot();
     let installer = Running::spawn(host.command(&api, &["--cluster-cidrs", "10.244.0.0/16"]));
     installer.wait_for("the RBAC hint", Duration::from_secs(10), || {
         installer
             .log()
             .contains("needs the cni-cloud-node ClusterRole (get nodes)")
     });
-    assert!(!host.conf_dir().join(CONFLIST).exists());
-    api.state.lock().unwrap().forbidden = false;
-    let conflist = host.conf_dir().join(CONFLIST);
-    installer.wait_for("the conflist", Duration::from_secs(10), || {
-        conflist.exists()
-    });
-    let (status, log) = installer.terminate();
-    assert!(status.success(), "{log}");
-}
-
-#[test]
-fn the_api_enforces_deploys_rbac_so_a_narrower_role_fails() {
-    // Every test here runs the installer under the RBAC in deploy/base. This is the control:
-    // the same API with the role narrowed (no "get") refuses, and the installer never
-    // installs; with the role as deployed it does.
-    let rules = installer_rules_from_deploy();
-    assert!(authorized(&rules, "GET", "/api/v1/nodes/node-a"));
-    assert!(!authorized(&rules, "GET", "/api/v1/nodes"), "no list");
-    assert!(
-        !authorized(&rules, "PATCH", "/api/v1/nodes/node-a/status"),
-        "no writes"
-    );
-    assert!(!authorized(
-        &rules,
-        "GET",
-        "/api/v1/namespaces/kube-system/secrets/x"
-    ));
-
-    let host = Host::new();
-    let api = FakeApi::start("node-a");
-    api.set_pod_cidrs(&["10.244.1.0/24"]);
-    let narrowed: Vec<Rule> = rules
-        .iter()
-        .cloned()
-        .map(|mut rule| {
-            rule.verbs.retain(|verb| verb != "get");
-            rule
-        })
-        .collect();
-    api.state.lock().unwrap().rbac = Some(narrowed);
-    let installer = Running::spawn(host.command(&api, &["--cluster-cidrs", "10.244.0.0/16"]));
-    installer.wait_for("the 403", Duration::from_secs(10), || {
-        installer.log().contains("403")
-    });
     std::thread::sleep(Duration::from_millis(300));
-    assert!(!host.conf_dir().join(CONFLIST).exists());
-    assert!(!host.bin_dir().join("cni-cloud").exists());
-
-    api.state.lock().unwrap().rbac = Some(rules);
-    let conflist = host.conf_dir().join(CONFLIST);
-    installer.wait_for("the conflist", Duration::from_secs(10), || {
-        conflist.exists()
-    });
+    assert_eq!(host.snapshot(), before);
+    assert!(
+        api.requests()["get nodes"].contains_key("403"),
+        "{:?}",
+        api.requests()
+    );
     let (status, log) = installer.terminate();
     assert!(status.success(), "{log}");
+    assert_eq!(host.snapshot(), before);
 }
 
 #[test]
