@@ -1,3 +1,4 @@
 //! cni-cloud-controller: keeps every Node's PodCIDRs routed in the cloud's route tables.
 
 pub mod cluster;
+pub mod kube;

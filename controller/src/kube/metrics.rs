@@ -1,0 +1,307 @@
+//! Prometheus metrics (prometheus-client) and the `/metrics`, `/healthz`, `/readyz` server.
+//!
+//! The reconciler reports values through [`Metrics`]; cloud API call counts are mirrored
+//! from the providers' [`ApiCounters`] at scrape time, so the providers stay free of any
+//! metrics library.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use cni_cloud_providers::counters::ApiCounters;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TableState {
+    pub table: String,
+    /// desired | present | conflicting
+    pub state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TableFamily {
+    pub table: String,
+    /// ipv4 | ipv6
+    pub family: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApiCall {
+    pub action: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NodeStatus {
+    pub status: String,
+}
+
+/// Every metric the controller exports.
+pub struct Metrics {
+    registry: Registry,
+    pub routes: Family<TableState, Gauge>,
+    pub quota_used: Family<TableFamily, Gauge>,
+    pub quota_limit: Family<TableFamily, Gauge>,
+    pub api_calls: Family<ApiCall, Counter>,
+    pub throttled: Counter,
+    pub reconcile_duration: Histogram,
+    pub nodes: Family<NodeStatus, Gauge>,
+    pub leader: Gauge,
+    /// Counter values already mirrored from the providers' counters.
+    mirrored: Mutex<BTreeMap<(String, String), u64>>,
+    mirrored_throttled: AtomicU64,
+    counters: Mutex<Option<Arc<ApiCounters>>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("cni_cloud");
+        let routes = Family::<TableState, Gauge>::default();
+        let quota_used = Family::<TableFamily, Gauge>::default();
+        let quota_limit = Family::<TableFamily, Gauge>::default();
+        let api_calls = Family::<ApiCall, Counter>::default();
+        let throttled = Counter::default();
+        let reconcile_duration = Histogram::new(exponential_buckets(0.01, 2.0, 14));
+        let nodes = Family::<NodeStatus, Gauge>::default();
+        let leader = Gauge::default();
+        registry.register(
+            "routes",
+            "Routes per managed table: desired, present, conflicting",
+            routes.clone(),
+        );
+        registry.register(
+            "route_quota_used",
+            "Routes in the table per address family",
+            quota_used.clone(),
+        );
+        registry.register(
+            "route_quota_limit",
+            "Route quota of the table per address family",
+            quota_limit.clone(),
+        );
+        registry.register(
+            "cloud_api_calls",
+            "Cloud API calls by action and outcome",
+            api_calls.clone(),
+        );
+        registry.register(
+            "cloud_api_throttled",
+            "Cloud API calls answered with a throttle",
+            throttled.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Duration of a reconcile pass",
+            reconcile_duration.clone(),
+        );
+        registry.register("nodes", "Nodes by route status", nodes.clone());
+        registry.register(
+            "leader",
+            "1 while this replica holds the lease",
+            leader.clone(),
+        );
+        Metrics {
+            registry,
+            routes,
+            quota_used,
+            quota_limit,
+            api_calls,
+            throttled,
+            reconcile_duration,
+            nodes,
+            leader,
+            mirrored: Mutex::default(),
+            mirrored_throttled: AtomicU64::new(0),
+            counters: Mutex::default(),
+        }
+    }
+
+    /// Mirror these provider counters into `cloud_api_calls` at every scrape.
+    pub fn track_api_counters(&self, counters: Arc<ApiCounters>) {
+        *self.counters.lock().expect("counters") = Some(counters);
+    }
+
+    pub fn observe_reconcile(&self, took: Duration) {
+        self.reconcile_duration.observe(took.as_secs_f64());
+    }
+
+    pub fn set_node_statuses(&self, counts: &BTreeMap<&'static str, usize>) {
+        self.nodes.clear();
+        for (status, n) in counts {
+            self.nodes
+                .get_or_create(&NodeStatus {
+                    status: (*status).to_owned(),
+                })
+                .set(*n as i64);
+        }
+    }
+
+    fn mirror(&self) {
+        let Some(counters) = self.counters.lock().expect("counters").clone() else {
+            return;
+        };
+        let mut seen = self.mirrored.lock().expect("mirrored");
+        for ((action, outcome), n) in counters.snapshot() {
+            let key = (action.to_owned(), outcome.as_str().to_owned());
+            let before = seen.get(&key).copied().unwrap_or(0);
+            if n > before {
+                self.api_calls
+                    .get_or_create(&ApiCall {
+                        action: key.0.clone(),
+                        outcome: key.1.clone(),
+                    })
+                    .inc_by(n - before);
+                seen.insert(key, n);
+            }
+        }
+        let throttled = counters.throttled();
+        let before = self
+            .mirrored_throttled
+            .swap(throttled, std::sync::atomic::Ordering::Relaxed);
+        if throttled > before {
+            self.throttled.inc_by(throttled - before);
+        }
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn render(&self) -> String {
+        self.mirror();
+        let mut out = String::new();
+        encode(&mut out, &self.registry).expect("encode metrics");
+        out
+    }
+}
+
+/// What `/readyz` checks.
+#[derive(Clone, Default)]
+pub struct Readiness {
+    /// The node cache finished its initial list.
+    pub caches_synced: Arc<AtomicBool>,
+    /// This replica leads (then the cloud must be reachable too).
+    pub leader: Arc<AtomicBool>,
+    /// The last cloud list succeeded.
+    pub cloud_reachable: Arc<AtomicBool>,
+}
+
+impl Readiness {
+    /// `Ok` when ready, else the reason.
+    pub fn check(&self) -> Result<(), &'static str> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if !self.caches_synced.load(Relaxed) {
+            return Err("node cache not synced");
+        }
+        if self.leader.load(Relaxed) && !self.cloud_reachable.load(Relaxed) {
+            return Err("leader cannot reach the cloud API");
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone)]
+struct HttpState {
+    metrics: Arc<Metrics>,
+    ready: Readiness,
+}
+
+pub fn router(metrics: Arc<Metrics>, ready: Readiness) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_handler))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .with_state(HttpState { metrics, ready })
+}
+
+async fn metrics_handler(State(s): State<HttpState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        s.metrics.render(),
+    )
+}
+
+async fn readyz(State(s): State<HttpState>) -> impl IntoResponse {
+    match s.ready.check() {
+        Ok(()) => (StatusCode::OK, "ok".to_owned()),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why.to_owned()),
+    }
+}
+
+/// Serve until `shutdown`; returns the bound address (port 0 picks one).
+pub async fn serve(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    ready: Readiness,
+    shutdown: CancellationToken,
+) -> std::io::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router(metrics, ready))
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await;
+    });
+    Ok(bound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_every_family_and_mirrors_counters() {
+        let m = Metrics::new();
+        m.leader.set(1);
+        m.routes
+            .get_or_create(&TableState {
+                table: "rtb-1".into(),
+                state: "present".into(),
+            })
+            .set(3);
+        m.observe_reconcile(Duration::from_millis(20));
+        let text = m.render();
+        assert!(text.contains("cni_cloud_leader 1"), "{text}");
+        assert!(
+            text.contains("cni_cloud_routes{table=\"rtb-1\",state=\"present\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("cni_cloud_reconcile_duration_seconds_count 1"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn readiness_requires_sync_and_cloud_for_the_leader() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let r = Readiness::default();
+        assert!(r.check().is_err());
+        r.caches_synced.store(true, Relaxed);
+        assert!(r.check().is_ok());
+        r.leader.store(true, Relaxed);
+        assert_eq!(r.check(), Err("leader cannot reach the cloud API"));
+        r.cloud_reachable.store(true, Relaxed);
+        assert!(r.check().is_ok());
+    }
+}
