@@ -91,7 +91,7 @@ impl Rbac {
                 let text = std::fs::read_to_string(&file)
                     .with_context(|| format!("reading RBAC file {}", file.display()))?;
                 docs.extend(
-                    serde_saphyr::from_multiple::<Value>(&text)
+                    yaml_documents(&text)
                         .with_context(|| format!("parsing YAML in {}", file.display()))?,
                 );
             }
@@ -199,6 +199,14 @@ impl Rbac {
             req.api_group
         )
     }
+}
+
+/// Every document of a multi-document YAML text, as JSON values (empty ones dropped).
+pub fn yaml_documents(text: &str) -> anyhow::Result<Vec<Value>> {
+    Ok(serde_saphyr::from_multiple::<Value>(text)?
+        .into_iter()
+        .filter(|v| !v.is_null())
+        .collect())
 }
 
 fn namespace_of(doc: &Value) -> anyhow::Result<String> {
