@@ -117,11 +117,8 @@ async fn stale_lease_update_gets_409() {
 #[tokio::test]
 async fn missing_verb_in_rbac_is_403_and_deploy_rbac_covers_the_controller() {
     // deploy/base's Role, narrowed: no "update" on leases.
-    let mut docs = Vec::new();
-    for f in ["controller-rbac.yaml"] {
-        let text = std::fs::read_to_string(deploy_base().join(f)).unwrap();
-        docs.extend(cni_cloud_mocks::kube::rbac::yaml_documents(&text).unwrap());
-    }
+    let text = std::fs::read_to_string(deploy_base().join("controller-rbac.yaml")).unwrap();
+    let mut docs = cni_cloud_mocks::kube::rbac::yaml_documents(&text).unwrap();
     for d in &mut docs {
         if d["kind"] == "Role" {
             d["rules"][0]["verbs"] = json!(["get", "create"]);

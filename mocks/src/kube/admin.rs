@@ -24,9 +24,8 @@ fn bad(msg: String) -> Response {
 }
 
 pub fn handle(mock: &KubeMock, method: &Method, path: &str, body: &Bytes) -> Response {
-    let parsed = || {
-        serde_json::from_slice::<Value>(body).map_err(|e| bad(format!("invalid JSON body: {e}")))
-    };
+    let parsed =
+        || serde_json::from_slice::<Value>(body).map_err(|e| format!("invalid JSON body: {e}"));
     match (method, path.split('/').collect::<Vec<_>>().as_slice()) {
         (&Method::GET, ["stats"]) => answer(StatusCode::OK, mock.inner.stats.to_json()),
         (&Method::GET, ["nodes"]) => answer(StatusCode::OK, json!(mock.nodes())),
@@ -44,7 +43,7 @@ pub fn handle(mock: &KubeMock, method: &Method, path: &str, body: &Bytes) -> Res
                 Ok(n) => answer(StatusCode::OK, n),
                 Err(e) => bad(format!("{e:?}")),
             },
-            Err(r) => r,
+            Err(msg) => bad(msg),
         },
         (&Method::DELETE, ["nodes", name]) => match mock.delete_node(name) {
             Ok(()) => answer(StatusCode::OK, json!({"deleted": name})),
@@ -62,7 +61,7 @@ pub fn handle(mock: &KubeMock, method: &Method, path: &str, body: &Bytes) -> Res
                 }
                 None => bad("body must be {\"count\": N}".into()),
             },
-            Err(r) => r,
+            Err(msg) => bad(msg),
         },
         (&Method::POST, ["compact"]) => {
             mock.compact();

@@ -258,15 +258,15 @@ fn store_error(err: StoreError, qualified: &str, name: &str) -> Response {
     }
 }
 
-fn parse_body(body: &Bytes) -> Result<Value, Response> {
+fn parse_body(body: &Bytes) -> Result<Value, Box<Response>> {
     serde_json::from_slice(body).map_err(|e| {
-        status(
+        Box::new(status(
             StatusCode::BAD_REQUEST,
             "BadRequest",
             format!("the body of the request was in an unknown format: {e}"),
             "",
             None,
-        )
+        ))
     })
 }
 
@@ -374,7 +374,7 @@ fn watch_nodes(mock: &KubeMock, q: &std::collections::BTreeMap<String, String>) 
             head = backlog.iter().map(watch_line).collect();
             Some(rx)
         }
-        Err(()) => {
+        Err(super::state::Gone) => {
             head = vec![gone_line(format!(
                 "too old resource version: {from} ({})",
                 store.resource_version()
@@ -441,7 +441,7 @@ fn patch_node_status(mock: &KubeMock, name: &str, headers: &HeaderMap, body: &By
         .to_owned();
     let patch = match parse_body(body) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let mut store = mock.inner.store.lock().expect("store");
     let Some(mut node) = store.nodes.get(name).cloned() else {
@@ -490,7 +490,7 @@ fn leases(mock: &KubeMock, t: &Target<'_>, verb: &str, body: &Bytes) -> Response
         "create" => {
             let lease = match parse_body(body) {
                 Ok(l) => l,
-                Err(r) => return r,
+                Err(r) => return *r,
             };
             let name = lease["metadata"]["name"]
                 .as_str()
@@ -504,7 +504,7 @@ fn leases(mock: &KubeMock, t: &Target<'_>, verb: &str, body: &Bytes) -> Response
         "update" => {
             let lease = match parse_body(body) {
                 Ok(l) => l,
-                Err(r) => return r,
+                Err(r) => return *r,
             };
             let name = t.name.unwrap_or_default();
             match store.update_lease(ns, name, lease) {
@@ -531,7 +531,7 @@ fn events(mock: &KubeMock, t: &Target<'_>, verb: &str, body: &Bytes) -> Response
     };
     let obj = match parse_body(body) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let mut store = mock.inner.store.lock().expect("store");
     if verb == "create" {

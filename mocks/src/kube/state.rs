@@ -33,6 +33,10 @@ pub enum StoreError {
     Invalid(String),
 }
 
+/// A watch asked for history that was compacted away (HTTP 410 Gone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gone;
+
 /// How many watch events are kept; a watch from before the oldest one gets 410 Gone.
 pub const HISTORY: usize = 10_000;
 
@@ -168,9 +172,9 @@ impl Store {
     pub fn watch_from(
         &self,
         from: u64,
-    ) -> Result<(Vec<WatchEvent>, broadcast::Receiver<WatchEvent>), ()> {
+    ) -> Result<(Vec<WatchEvent>, broadcast::Receiver<WatchEvent>), Gone> {
         if from < self.compacted_to {
-            return Err(());
+            return Err(Gone);
         }
         let backlog = self
             .history
