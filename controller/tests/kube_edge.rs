@@ -245,3 +245,44 @@ async fn status_written_once_with_events_and_watch_survives_cuts_and_410() {
     assert!(!snap.nodes.is_empty() || !snap.authoritative, "{snap:?}");
     shutdown.cancel();
 }
+
+#[tokio::test]
+async fn shutdown_releases_so_the_standby_leads_within_a_retry_period() {
+    let (_mock, _server, client) =
+        start(KubeMockConfig::from_deploy_dir(deploy_base()).unwrap()).await;
+    let api: Api<Lease> = Api::namespaced(client, "cni-cloud");
+    let a = LeaseElector::new(api.clone(), "run-lease", "a", timing());
+    let mut a_leads = a.subscribe();
+    let a_stop = CancellationToken::new();
+    let a_task = tokio::spawn(a.run(a_stop.clone()));
+    tokio::time::timeout(Duration::from_secs(5), a_leads.wait_for(|l| *l))
+        .await
+        .expect("a becomes leader")
+        .unwrap();
+    let b = LeaseElector::new(api, "run-lease", "b", timing());
+    let b_fence = b.fence();
+    let mut b_leads = b.subscribe();
+    let b_stop = CancellationToken::new();
+    let b_task = tokio::spawn(b.run(b_stop.clone()));
+    tokio::time::sleep(timing().retry_period * 3).await;
+    assert!(!*b_leads.borrow(), "b must not lead while a renews");
+    let stopped = Instant::now();
+    a_stop.cancel();
+    a_task.await.unwrap();
+    tokio::time::timeout(timing().duration, b_leads.wait_for(|l| *l))
+        .await
+        .expect("b takes over before the lease would have expired")
+        .unwrap();
+    assert!(
+        stopped.elapsed() <= timing().retry_period * 2,
+        "took {:?}",
+        stopped.elapsed()
+    );
+    assert!(b_fence.may_mutate(Duration::from_millis(500)));
+    b_stop.cancel();
+    b_task.await.unwrap();
+    assert!(
+        !b_fence.may_mutate(Duration::ZERO),
+        "stopping drops the fence at once"
+    );
+}
