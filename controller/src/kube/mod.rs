@@ -3,6 +3,7 @@
 //! metrics and health endpoints ([`metrics`]), and process plumbing ([`runtime`]: logs,
 //! signals, client).
 
+pub mod args;
 pub mod lease;
 pub mod metrics;
 pub mod nodes;
