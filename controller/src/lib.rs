@@ -2,3 +2,5 @@
 
 pub mod cluster;
 pub mod kube;
+pub mod planner;
+pub mod testing;
