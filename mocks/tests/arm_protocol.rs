@@ -7,9 +7,15 @@ use cni_cloud_mocks::arm::{ArmConfig, ArmMock, Bucket, Seed};
 use serde_json::{Value, json};
 
 const API: &str = "api-version=2024-05-01";
-const TABLE: &str = "/subscriptions/sub1/resourceGroups/rg/providers/Microsoft.Network/routeTables/rt";
+const TABLE: &str =
+    "/subscriptions/sub1/resourceGroups/rg/providers/Microsoft.Network/routeTables/rt";
 
-async fn start(config: ArmConfig) -> (std::sync::Arc<ArmMock>, cni_cloud_mocks::common::RunningServer) {
+async fn start(
+    config: ArmConfig,
+) -> (
+    std::sync::Arc<ArmMock>,
+    cni_cloud_mocks::common::RunningServer,
+) {
     let mock = ArmMock::new(config).unwrap();
     let server = mock.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
     (mock, server)
@@ -43,11 +49,17 @@ async fn auth_and_api_version_are_required_with_arm_error_bodies() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 400);
-    assert_eq!(body(resp).await["error"]["code"], "MissingApiVersionParameter");
+    assert_eq!(
+        body(resp).await["error"]["code"],
+        "MissingApiVersionParameter"
+    );
 
     let resp = client().get(&url).bearer_auth("t").send().await.unwrap();
     assert_eq!(resp.status(), 404);
-    assert!(resp.headers().contains_key("x-ms-ratelimit-remaining-subscription-reads"));
+    assert!(
+        resp.headers()
+            .contains_key("x-ms-ratelimit-remaining-subscription-reads")
+    );
     assert!(resp.headers().contains_key("x-ms-request-id"));
     let b = body(resp).await;
     assert_eq!(b["error"]["code"], "ResourceNotFound");
@@ -64,10 +76,22 @@ async fn put_runs_a_long_running_operation_with_etags_and_a_write_lock() {
     .await;
     let url = format!("{}{TABLE}?{API}", server.url());
     let routes = json!([{"name": "r1", "properties": {"addressPrefix": "10.1.0.0/16", "nextHopType": "VirtualAppliance", "nextHopIpAddress": "10.0.0.4"}}]);
-    let resp = client().put(&url).bearer_auth("t").json(&table_body(routes.clone())).send().await.unwrap();
+    let resp = client()
+        .put(&url)
+        .bearer_auth("t")
+        .json(&table_body(routes.clone()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 201);
-    assert!(resp.headers().contains_key("x-ms-ratelimit-remaining-subscription-writes"));
-    let op_url = resp.headers()["azure-asyncoperation"].to_str().unwrap().to_owned();
+    assert!(
+        resp.headers()
+            .contains_key("x-ms-ratelimit-remaining-subscription-writes")
+    );
+    let op_url = resp.headers()["azure-asyncoperation"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(op_url.contains("/providers/Microsoft.Network/locations/westeurope/operations/"));
     assert!(resp.headers().contains_key("retry-after"));
     let created = body(resp).await;
@@ -75,10 +99,19 @@ async fn put_runs_a_long_running_operation_with_etags_and_a_write_lock() {
     let etag = created["etag"].as_str().unwrap().to_owned();
 
     // A second write while the first runs: 409 AnotherOperationInProgress + Retry-After.
-    let resp = client().put(&url).bearer_auth("t").json(&table_body(routes.clone())).send().await.unwrap();
+    let resp = client()
+        .put(&url)
+        .bearer_auth("t")
+        .json(&table_body(routes.clone()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 409);
     assert!(resp.headers().contains_key("retry-after"));
-    assert_eq!(body(resp).await["error"]["code"], "AnotherOperationInProgress");
+    assert_eq!(
+        body(resp).await["error"]["code"],
+        "AnotherOperationInProgress"
+    );
 
     let status = body(client().get(&op_url).bearer_auth("t").send().await.unwrap()).await;
     assert_eq!(status["status"], "InProgress");
@@ -87,14 +120,35 @@ async fn put_runs_a_long_running_operation_with_etags_and_a_write_lock() {
     assert_eq!(status["status"], "Succeeded");
     let table = body(client().get(&url).bearer_auth("t").send().await.unwrap()).await;
     assert_eq!(table["properties"]["provisioningState"], "Succeeded");
-    assert_eq!(table["properties"]["routes"][0]["id"], format!("{TABLE}/routes/r1"));
+    assert_eq!(
+        table["properties"]["routes"][0]["id"],
+        format!("{TABLE}/routes/r1")
+    );
 
     // Stale etag → 412; current etag → 200 (an update).
-    let resp = client().put(&url).bearer_auth("t").header("if-match", "W/\"stale\"").json(&table_body(json!([]))).send().await.unwrap();
+    let resp = client()
+        .put(&url)
+        .bearer_auth("t")
+        .header("if-match", "W/\"stale\"")
+        .json(&table_body(json!([])))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 412);
     assert_eq!(body(resp).await["error"]["code"], "PreconditionFailed");
-    assert_eq!(etag, table["etag"].as_str().unwrap(), "no write happened since");
-    let resp = client().put(&url).bearer_auth("t").header("if-match", &etag).json(&table_body(json!([]))).send().await.unwrap();
+    assert_eq!(
+        etag,
+        table["etag"].as_str().unwrap(),
+        "no write happened since"
+    );
+    let resp = client()
+        .put(&url)
+        .bearer_auth("t")
+        .header("if-match", &etag)
+        .json(&table_body(json!([])))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
 }
 
@@ -110,31 +164,78 @@ async fn quota_validation_and_routes_endpoints() {
     let many: Vec<Value> = (0..4)
         .map(|i| json!({"name": format!("r{i}"), "properties": {"addressPrefix": format!("10.{i}.0.0/16"), "nextHopType": "None"}}))
         .collect();
-    let resp = client().put(&url).bearer_auth("t").json(&table_body(json!(many))).send().await.unwrap();
+    let resp = client()
+        .put(&url)
+        .bearer_auth("t")
+        .json(&table_body(json!(many)))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 400);
-    assert_eq!(body(resp).await["error"]["code"], "RouteTableRouteLimitExceeded");
+    assert_eq!(
+        body(resp).await["error"]["code"],
+        "RouteTableRouteLimitExceeded"
+    );
     let bad_name = json!([{"name": "-x", "properties": {"addressPrefix": "10.0.0.0/16", "nextHopType": "None"}}]);
-    let resp = client().put(&url).bearer_auth("t").json(&table_body(bad_name)).send().await.unwrap();
+    let resp = client()
+        .put(&url)
+        .bearer_auth("t")
+        .json(&table_body(bad_name))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(body(resp).await["error"]["code"], "InvalidResourceName");
-    assert!(mock.world().get(TABLE).is_none(), "refused writes create nothing");
+    assert!(
+        mock.world().get(TABLE).is_none(),
+        "refused writes create nothing"
+    );
 
-    let resp = client().put(&url).bearer_auth("t").json(&table_body(json!(many[..3]))).send().await.unwrap();
+    let resp = client()
+        .put(&url)
+        .bearer_auth("t")
+        .json(&table_body(json!(many[..3])))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 201);
     let routes_url = format!("{}{TABLE}/routes?{API}", server.url());
-    let list = body(client().get(&routes_url).bearer_auth("t").send().await.unwrap()).await;
+    let list = body(
+        client()
+            .get(&routes_url)
+            .bearer_auth("t")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(list["value"].as_array().unwrap().len(), 3);
     // One more route through the routes endpoint is over the limit.
     let r3 = format!("{}{TABLE}/routes/r3?{API}", server.url());
-    let resp = client().put(&r3).bearer_auth("t").json(&many[3]).send().await.unwrap();
+    let resp = client()
+        .put(&r3)
+        .bearer_auth("t")
+        .json(&many[3])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 400);
     let r0 = format!("{}{TABLE}/routes/r0?{API}", server.url());
     let resp = client().delete(&r0).bearer_auth("t").send().await.unwrap();
     assert_eq!(resp.status(), 202);
     assert!(resp.headers().contains_key("location"));
-    assert!(resp.headers().contains_key("x-ms-ratelimit-remaining-subscription-deletes"));
+    assert!(
+        resp.headers()
+            .contains_key("x-ms-ratelimit-remaining-subscription-deletes")
+    );
     let resp = client().delete(&r0).bearer_auth("t").send().await.unwrap();
     assert_eq!(resp.status(), 204);
-    let resp = client().put(&r3).bearer_auth("t").json(&many[3]).send().await.unwrap();
+    let resp = client()
+        .put(&r3)
+        .bearer_auth("t")
+        .json(&many[3])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 201);
     let got = body(client().get(&r3).bearer_auth("t").send().await.unwrap()).await;
     assert_eq!(got["properties"]["addressPrefix"], "10.3.0.0/16");
@@ -153,20 +254,45 @@ async fn quota_validation_and_routes_endpoints() {
 #[tokio::test]
 async fn token_buckets_throttle_with_429_and_retry_after() {
     let (mock, server) = start(ArmConfig {
-        reads: Bucket { burst: 2, per_second: 1.0 },
+        reads: Bucket {
+            burst: 2,
+            per_second: 1.0,
+        },
         ..ArmConfig::default()
     })
     .await;
     let url = format!("{}{TABLE}?{API}", server.url());
     for _ in 0..2 {
-        assert_eq!(client().get(&url).bearer_auth("t").send().await.unwrap().status(), 404);
+        assert_eq!(
+            client()
+                .get(&url)
+                .bearer_auth("t")
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            404
+        );
     }
     let resp = client().get(&url).bearer_auth("t").send().await.unwrap();
     assert_eq!(resp.status(), 429);
     assert_eq!(resp.headers()["retry-after"], "1");
-    assert_eq!(resp.headers()["x-ms-ratelimit-remaining-subscription-reads"], "0");
-    assert_eq!(body(resp).await["error"]["code"], "SubscriptionRequestsThrottled");
-    let stats = body(client().get(format!("{}/_mock/stats", server.url())).send().await.unwrap()).await;
+    assert_eq!(
+        resp.headers()["x-ms-ratelimit-remaining-subscription-reads"],
+        "0"
+    );
+    assert_eq!(
+        body(resp).await["error"]["code"],
+        "SubscriptionRequestsThrottled"
+    );
+    let stats = body(
+        client()
+            .get(format!("{}/_mock/stats", server.url()))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(stats["Microsoft.Network/routeTables/read"]["throttled"], 1);
     assert_eq!(mock.stats().total("throttled"), 1);
 }
@@ -180,7 +306,10 @@ async fn seed_file_builds_state_served_by_get_and_state_endpoint() {
         "scaleSetInstances": [{"subscription": "sub1", "resourceGroup": "rg", "scaleSet": "pool", "instance": 3, "ipv4": "10.0.1.4", "ipForwarding": true}]
     }))
     .unwrap();
-    assert!(serde_json::from_value::<Seed>(json!({"tables": []})).is_err(), "unknown keys are refused");
+    assert!(
+        serde_json::from_value::<Seed>(json!({"tables": []})).is_err(),
+        "unknown keys are refused"
+    );
     let (mock, server) = start(ArmConfig::default()).await;
     seed.apply(&mut mock.world()).unwrap();
     let get = |path: String| {
@@ -190,12 +319,25 @@ async fn seed_file_builds_state_served_by_get_and_state_endpoint() {
     let table = body(get(TABLE.into()).await).await;
     assert_eq!(table["properties"]["routes"][0]["name"], "ops");
     let vm = body(get("/subscriptions/sub1/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/node-a".into()).await).await;
-    let nic_id = vm["properties"]["networkProfile"]["networkInterfaces"][0]["id"].as_str().unwrap().to_owned();
+    let nic_id = vm["properties"]["networkProfile"]["networkInterfaces"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let nic = body(get(nic_id).await).await;
     assert_eq!(nic["properties"]["enableIPForwarding"], false);
-    assert_eq!(nic["properties"]["ipConfigurations"][1]["properties"]["privateIPAddress"], "fd00::4");
+    assert_eq!(
+        nic["properties"]["ipConfigurations"][1]["properties"]["privateIPAddress"],
+        "fd00::4"
+    );
     let nics = body(get("/subscriptions/sub1/resourceGroups/rg/providers/Microsoft.Compute/virtualMachineScaleSets/pool/virtualMachines/3/networkInterfaces".into()).await).await;
     assert_eq!(nics["value"][0]["properties"]["enableIPForwarding"], true);
-    let state = body(client().get(format!("{}/_mock/state", server.url())).send().await.unwrap()).await;
+    let state = body(
+        client()
+            .get(format!("{}/_mock/state", server.url()))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(state["resources"].as_array().unwrap().len(), 5);
 }

@@ -70,10 +70,14 @@ fn route(name: &str, prefix: &str, ip: &str) -> Value {
     json!({"name": name, "properties": {"addressPrefix": prefix, "nextHopType": "VirtualAppliance", "nextHopIpAddress": ip}})
 }
 fn names(routes: &[Value]) -> BTreeSet<String> {
-    routes.iter().map(|r| r["name"].as_str().unwrap().to_owned()).collect()
+    routes
+        .iter()
+        .map(|r| r["name"].as_str().unwrap().to_owned())
+        .collect()
 }
 fn writes(mock: &ArmMock, outcome: &str) -> u64 {
-    mock.stats().count("Microsoft.Network/routeTables/write", outcome)
+    mock.stats()
+        .count("Microsoft.Network/routeTables/write", outcome)
 }
 
 #[tokio::test]
@@ -167,10 +171,16 @@ async fn one_put_carries_creates_replaces_deletes_and_keeps_foreign_routes_verba
             serde_json::to_string(b).unwrap()
         );
     }
-    let v6 = after.iter().find(|r| r["name"] == "k1--fd00-10-244-4--_64").unwrap();
+    let v6 = after
+        .iter()
+        .find(|r| r["name"] == "k1--fd00-10-244-4--_64")
+        .unwrap();
     assert_eq!(v6["properties"]["addressPrefix"], "fd00:10:244:4::/64");
     assert_eq!(v6["properties"]["nextHopIpAddress"], "fd00::4");
-    let replaced = after.iter().find(|r| r["name"] == "k1--10.244.2.0_24").unwrap();
+    let replaced = after
+        .iter()
+        .find(|r| r["name"] == "k1--10.244.2.0_24")
+        .unwrap();
     assert_eq!(replaced["properties"]["nextHopIpAddress"], "10.0.0.22");
     assert_eq!(
         env.mock.world().get(&table).unwrap()["properties"]["provisioningState"],
@@ -179,9 +189,7 @@ async fn one_put_carries_creates_replaces_deletes_and_keeps_foreign_routes_verba
     );
 
     // Applying the same batch again is a no-op: no write at all.
-    let again = p
-        .apply(&TableId(table.clone()), &changes[..3])
-        .await;
+    let again = p.apply(&TableId(table.clone()), &changes[..3]).await;
     assert!(again.iter().all(|o| o.result.is_ok()));
     assert_eq!(writes(&env.mock, "ok"), 1);
 }
@@ -193,13 +201,20 @@ async fn a_second_writer_between_read_and_put_gets_412_and_we_reapply() {
     env.mock.world().race_next_puts(&table, 2);
     let p = provider(&env, &[&table], "k1");
     let out = p
-        .apply(&TableId(table.clone()), &[create("10.244.0.0/24", "10.0.0.4")])
+        .apply(
+            &TableId(table.clone()),
+            &[create("10.244.0.0/24", "10.0.0.4")],
+        )
         .await;
     assert!(out[0].result.is_ok(), "{out:?}");
     assert_eq!(writes(&env.mock, "PreconditionFailed"), 2);
     assert_eq!(writes(&env.mock, "ok"), 1);
     let routes = env.mock.world().routes(&table);
-    assert_eq!(routes.len(), 3, "both second-writer routes kept: {routes:?}");
+    assert_eq!(
+        routes.len(),
+        3,
+        "both second-writer routes kept: {routes:?}"
+    );
     assert!(routes.iter().any(|r| r["name"] == "k1--10.244.0.0_24"));
 }
 
@@ -213,7 +228,10 @@ async fn a_table_locked_by_another_operation_is_retried_after_retry_after() {
         .unwrap();
     let p = provider(&env, &[&table], "k1");
     let out = p
-        .apply(&TableId(table.clone()), &[create("10.244.0.0/24", "10.0.0.4")])
+        .apply(
+            &TableId(table.clone()),
+            &[create("10.244.0.0/24", "10.0.0.4")],
+        )
         .await;
     assert!(out[0].result.is_ok(), "{out:?}");
     assert!(writes(&env.mock, "AnotherOperationInProgress") >= 1);
@@ -255,7 +273,12 @@ async fn a_throttle_storm_is_ridden_out_with_one_successful_put_per_table() {
     for out in &results {
         assert!(out[0].result.is_ok(), "{out:?}");
     }
-    assert!(env.mock.stats().count("Microsoft.Network/routeTables/write", "throttled") > 0);
+    assert!(
+        env.mock
+            .stats()
+            .count("Microsoft.Network/routeTables/write", "throttled")
+            > 0
+    );
     assert!(p.counters().throttled() > 0);
     assert_eq!(writes(&env.mock, "ok"), 16);
 }
@@ -306,9 +329,18 @@ async fn a_failed_or_canceled_operation_is_reported_as_failure_for_every_change(
 async fn a_pass_over_the_quota_is_trimmed_and_the_put_never_fails_for_quota() {
     let env = env(ArmConfig::default()).await;
     let foreign: Vec<Value> = (0..390)
-        .map(|i| route(&format!("ops-{i}"), &format!("172.16.{}.{}/32", i / 256, i % 256), "10.9.0.1"))
+        .map(|i| {
+            route(
+                &format!("ops-{i}"),
+                &format!("172.16.{}.{}/32", i / 256, i % 256),
+                "10.9.0.1",
+            )
+        })
         .collect();
-    let table = env.mock.world().add_route_table(SUB, RG, "rt", LOC, foreign);
+    let table = env
+        .mock
+        .world()
+        .add_route_table(SUB, RG, "rt", LOC, foreign);
     let p = provider(&env, &[&table], "k1");
     let batch: Vec<RouteChange> = (0..20)
         .map(|i| create(&format!("10.244.{i}.0/24"), "10.0.0.4"))
@@ -318,7 +350,11 @@ async fn a_pass_over_the_quota_is_trimmed_and_the_put_never_fails_for_quota() {
         if i < 10 {
             assert!(o.result.is_ok(), "{i}: {o:?}");
         } else {
-            assert_eq!(o.result.as_ref().unwrap_err().kind, ErrorKind::QuotaExceeded, "{i}");
+            assert_eq!(
+                o.result.as_ref().unwrap_err().kind,
+                ErrorKind::QuotaExceeded,
+                "{i}"
+            );
         }
     }
     assert_eq!(env.mock.world().routes(&table).len(), 400);
@@ -332,15 +368,59 @@ async fn nodes_resolve_and_nic_forwarding_is_written_only_when_off() {
     let (off, on, ss_off, ss_on) = {
         let mut w = env.mock.world();
         (
-            w.add_vm(SUB, RG, "node-a", LOC, NicSpec { ipv4: "10.0.0.4".parse().unwrap(), ipv6: Some("fd00::4".parse().unwrap()), ip_forwarding: false }),
-            w.add_vm(SUB, RG, "node-b", LOC, NicSpec { ipv4: "10.0.0.5".parse().unwrap(), ipv6: None, ip_forwarding: true }),
-            w.add_vmss_instance(SUB, RG, "pool", 0, LOC, NicSpec { ipv4: "10.0.1.4".parse().unwrap(), ipv6: None, ip_forwarding: false }),
-            w.add_vmss_instance(SUB, RG, "pool", 1, LOC, NicSpec { ipv4: "10.0.1.5".parse().unwrap(), ipv6: Some("fd00::1:5".parse().unwrap()), ip_forwarding: true }),
+            w.add_vm(
+                SUB,
+                RG,
+                "node-a",
+                LOC,
+                NicSpec {
+                    ipv4: "10.0.0.4".parse().unwrap(),
+                    ipv6: Some("fd00::4".parse().unwrap()),
+                    ip_forwarding: false,
+                },
+            ),
+            w.add_vm(
+                SUB,
+                RG,
+                "node-b",
+                LOC,
+                NicSpec {
+                    ipv4: "10.0.0.5".parse().unwrap(),
+                    ipv6: None,
+                    ip_forwarding: true,
+                },
+            ),
+            w.add_vmss_instance(
+                SUB,
+                RG,
+                "pool",
+                0,
+                LOC,
+                NicSpec {
+                    ipv4: "10.0.1.4".parse().unwrap(),
+                    ipv6: None,
+                    ip_forwarding: false,
+                },
+            ),
+            w.add_vmss_instance(
+                SUB,
+                RG,
+                "pool",
+                1,
+                LOC,
+                NicSpec {
+                    ipv4: "10.0.1.5".parse().unwrap(),
+                    ipv6: Some("fd00::1:5".parse().unwrap()),
+                    ip_forwarding: true,
+                },
+            ),
         )
     };
     env.mock.world().add_route_table(SUB, RG, "rt", LOC, vec![]);
     let p = provider(&env, &["k8s/rt"], "k1");
-    let missing = format!("azure:///subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Compute/virtualMachines/gone");
+    let missing = format!(
+        "azure:///subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Compute/virtualMachines/gone"
+    );
     let ids = vec![
         off.provider_id.clone(),
         on.provider_id.clone(),
@@ -358,23 +438,51 @@ async fn nodes_resolve_and_nic_forwarding_is_written_only_when_off() {
     let s1 = resolved[&ss_on.provider_id].as_ref().unwrap();
     assert_eq!(s1.interface_id, ss_on.nic_id);
     assert_eq!(s1.ipv6, Some("fd00::1:5".parse().unwrap()));
-    assert_eq!(resolved[&missing].as_ref().unwrap_err().kind, ErrorKind::NotFound);
-    assert_eq!(resolved["azure:///garbage"].as_ref().unwrap_err().code, "InvalidProviderId");
+    assert_eq!(
+        resolved[&missing].as_ref().unwrap_err().kind,
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        resolved["azure:///garbage"].as_ref().unwrap_err().code,
+        "InvalidProviderId"
+    );
 
-    let nic_writes = |m: &ArmMock| m.stats().count("Microsoft.Network/networkInterfaces/write", "ok");
-    assert_eq!(p.ensure_forwarding(a).await.unwrap(), ForwardingChange::Enabled);
+    let nic_writes = |m: &ArmMock| {
+        m.stats()
+            .count("Microsoft.Network/networkInterfaces/write", "ok")
+    };
+    assert_eq!(
+        p.ensure_forwarding(a).await.unwrap(),
+        ForwardingChange::Enabled
+    );
     assert_eq!(nic_writes(&env.mock), 1);
-    assert_eq!(env.mock.world().get(&off.nic_id).unwrap()["properties"]["enableIPForwarding"], true);
-    assert_eq!(p.ensure_forwarding(a).await.unwrap(), ForwardingChange::AlreadyEnabled);
+    assert_eq!(
+        env.mock.world().get(&off.nic_id).unwrap()["properties"]["enableIPForwarding"],
+        true
+    );
+    assert_eq!(
+        p.ensure_forwarding(a).await.unwrap(),
+        ForwardingChange::AlreadyEnabled
+    );
     let b = resolved[&on.provider_id].as_ref().unwrap();
-    assert_eq!(p.ensure_forwarding(b).await.unwrap(), ForwardingChange::AlreadyEnabled);
-    assert_eq!(p.ensure_forwarding(s1).await.unwrap(), ForwardingChange::AlreadyEnabled);
+    assert_eq!(
+        p.ensure_forwarding(b).await.unwrap(),
+        ForwardingChange::AlreadyEnabled
+    );
+    assert_eq!(
+        p.ensure_forwarding(s1).await.unwrap(),
+        ForwardingChange::AlreadyEnabled
+    );
     let s0 = resolved[&ss_off.provider_id].as_ref().unwrap();
     assert_eq!(
         p.ensure_forwarding(s0).await.unwrap_err().code,
         "ScaleSetNicForwardingDisabled"
     );
-    assert_eq!(nic_writes(&env.mock), 1, "written exactly once, only when it was off");
+    assert_eq!(
+        nic_writes(&env.mock),
+        1,
+        "written exactly once, only when it was off"
+    );
 }
 
 #[tokio::test]
@@ -383,8 +491,29 @@ async fn the_provider_calls_exactly_its_declared_operations() {
     let (vm, ss) = {
         let mut w = env.mock.world();
         (
-            w.add_vm(SUB, RG, "node-a", LOC, NicSpec { ipv4: "10.0.0.4".parse().unwrap(), ipv6: None, ip_forwarding: false }),
-            w.add_vmss_instance(SUB, RG, "pool", 0, LOC, NicSpec { ipv4: "10.0.1.4".parse().unwrap(), ipv6: None, ip_forwarding: true }),
+            w.add_vm(
+                SUB,
+                RG,
+                "node-a",
+                LOC,
+                NicSpec {
+                    ipv4: "10.0.0.4".parse().unwrap(),
+                    ipv6: None,
+                    ip_forwarding: false,
+                },
+            ),
+            w.add_vmss_instance(
+                SUB,
+                RG,
+                "pool",
+                0,
+                LOC,
+                NicSpec {
+                    ipv4: "10.0.1.4".parse().unwrap(),
+                    ipv6: None,
+                    ip_forwarding: true,
+                },
+            ),
         )
     };
     let table = env.mock.world().add_route_table(SUB, RG, "rt", LOC, vec![]);
@@ -400,13 +529,23 @@ async fn the_provider_calls_exactly_its_declared_operations() {
     for target in resolved.values() {
         p.ensure_forwarding(target.as_ref().unwrap()).await.unwrap();
     }
-    let out = p.apply(&tables[0], &[create("10.244.0.0/24", "10.0.0.4")]).await;
+    let out = p
+        .apply(&tables[0], &[create("10.244.0.0/24", "10.0.0.4")])
+        .await;
     assert!(out[0].result.is_ok());
 
     let seen: BTreeSet<String> = env.mock.stats().snapshot().keys().cloned().collect();
     let declared: BTreeSet<String> = OPERATIONS.iter().map(|s| s.to_string()).collect();
-    assert_eq!(seen, declared, "the mock saw exactly the declared operations");
-    let counted: BTreeSet<String> = p.counters().by_action().keys().map(|s| s.to_string()).collect();
+    assert_eq!(
+        seen, declared,
+        "the mock saw exactly the declared operations"
+    );
+    let counted: BTreeSet<String> = p
+        .counters()
+        .by_action()
+        .keys()
+        .map(|s| s.to_string())
+        .collect();
     assert_eq!(counted, declared);
 }
 
@@ -417,7 +556,13 @@ async fn bad_configuration_is_refused_up_front() {
         AzureProvider::new(AzureConfig::new(SUB, tables, prefix), token.clone())
     };
     assert_eq!(mk(vec![], "k1").err().unwrap().code, "InvalidConfig");
-    assert_eq!(mk(vec!["rt".into()], "k1").err().unwrap().code, "InvalidConfig");
-    assert_eq!(mk(vec!["rg/rt".into()], "k1--x").err().unwrap().code, "InvalidConfig");
+    assert_eq!(
+        mk(vec!["rt".into()], "k1").err().unwrap().code,
+        "InvalidConfig"
+    );
+    assert_eq!(
+        mk(vec!["rg/rt".into()], "k1--x").err().unwrap().code,
+        "InvalidConfig"
+    );
     assert!(mk(vec!["rg/rt".into()], "k1").is_ok());
 }

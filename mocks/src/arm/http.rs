@@ -40,9 +40,14 @@ fn parse(path: &str) -> Target {
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     match segs.as_slice() {
         ["subscriptions", _, p, ns, l, _, o, id]
-            if eq(p, "providers") && eq(ns, "Microsoft.Network") && eq(l, "locations") && eq(o, "operations") =>
+            if eq(p, "providers")
+                && eq(ns, "Microsoft.Network")
+                && eq(l, "locations")
+                && eq(o, "operations") =>
         {
-            Target::Operation { id: (*id).to_owned() }
+            Target::Operation {
+                id: (*id).to_owned(),
+            }
         }
         [s, sub, r, rg, p, ns, rest @ ..]
             if eq(s, "subscriptions") && eq(r, "resourceGroups") && eq(p, "providers") =>
@@ -69,7 +74,9 @@ fn parse(path: &str) -> Target {
             } else if eq(ns, "Microsoft.Compute") {
                 match rest {
                     [t, _] if eq(t, "virtualMachines") => Target::Vm { id: join(rest) },
-                    [t, _, v, _] if eq(t, "virtualMachineScaleSets") && eq(v, "virtualMachines") => {
+                    [t, _, v, _]
+                        if eq(t, "virtualMachineScaleSets") && eq(v, "virtualMachines") =>
+                    {
                         Target::VmssVm { id: join(rest) }
                     }
                     [t, _, v, _, n]
@@ -77,7 +84,9 @@ fn parse(path: &str) -> Target {
                             && eq(v, "virtualMachines")
                             && eq(n, "networkInterfaces") =>
                     {
-                        Target::VmssNicList { vm: join(&rest[..4]) }
+                        Target::VmssNicList {
+                            vm: join(&rest[..4]),
+                        }
                     }
                     [t, _, v, _, n, _]
                         if eq(t, "virtualMachineScaleSets")
@@ -130,7 +139,8 @@ fn error_response(err: &ArmError, mock: &ArmMock) -> Response {
         .into_response();
     if let Some(after) = err.retry_after {
         let secs = mock.config.cloud_secs_ceil(after).max(1);
-        resp.headers_mut().insert("retry-after", HeaderValue::from(secs));
+        resp.headers_mut()
+            .insert("retry-after", HeaderValue::from(secs));
     }
     if err.status == 401 {
         resp.headers_mut().insert(
@@ -284,15 +294,21 @@ fn serve(
         if let Ok(v) = HeaderValue::from_str(&url) {
             resp.headers_mut().insert("azure-asyncoperation", v);
         }
-        resp.headers_mut()
-            .insert("retry-after", HeaderValue::from(retry_hint(mock, a.remaining)));
+        resp.headers_mut().insert(
+            "retry-after",
+            HeaderValue::from(retry_hint(mock, a.remaining)),
+        );
         resp
     };
     let limit = mock.config.route_limit;
     match (target, method) {
         (Target::Operation { id }, &Method::GET) => {
             let (status, remaining) = world.operation(id).ok_or_else(|| {
-                ArmError::new(404, "OperationNotFound", format!("Operation {id} was not found."))
+                ArmError::new(
+                    404,
+                    "OperationNotFound",
+                    format!("Operation {id} was not found."),
+                )
             })?;
             let mut body = json!({"name": id, "status": status.as_str()});
             if matches!(status, OpStatus::Failed | OpStatus::Canceled) {
@@ -303,8 +319,10 @@ fn serve(
             }
             let mut resp = json_response(StatusCode::OK, &body);
             if status == OpStatus::InProgress {
-                resp.headers_mut()
-                    .insert("retry-after", HeaderValue::from(retry_hint(mock, remaining)));
+                resp.headers_mut().insert(
+                    "retry-after",
+                    HeaderValue::from(retry_hint(mock, remaining)),
+                );
             }
             Ok(resp)
         }
@@ -386,10 +404,18 @@ fn serve(
         (Target::VmssVm { id }, &Method::GET) => world
             .get(id)
             .map(|v| json_response(StatusCode::OK, &v))
-            .ok_or_else(|| not_found(id, "Microsoft.Compute/virtualMachineScaleSets/virtualMachines")),
+            .ok_or_else(|| {
+                not_found(
+                    id,
+                    "Microsoft.Compute/virtualMachineScaleSets/virtualMachines",
+                )
+            }),
         (Target::VmssNicList { vm }, &Method::GET) => {
             if world.get(vm).is_none() {
-                return Err(not_found(vm, "Microsoft.Compute/virtualMachineScaleSets/virtualMachines"));
+                return Err(not_found(
+                    vm,
+                    "Microsoft.Compute/virtualMachineScaleSets/virtualMachines",
+                ));
             }
             Ok(json_response(
                 StatusCode::OK,
@@ -424,18 +450,27 @@ mod tests {
 
     #[test]
     fn paths_map_to_arm_operations() {
-        let t = parse("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/routeTables/rt");
+        let t =
+            parse("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/routeTables/rt");
         assert_eq!(
             t,
             Target::Table {
-                id: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/routeTables/rt".into(),
+                id: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/routeTables/rt"
+                    .into(),
                 name: "rt".into()
             }
         );
-        assert_eq!(operation_name(&t, &Method::PUT), "Microsoft.Network/routeTables/write");
-        let t = parse("/subscriptions/s/resourcegroups/rg/providers/microsoft.compute/virtualMachineScaleSets/set/virtualMachines/3/networkInterfaces");
+        assert_eq!(
+            operation_name(&t, &Method::PUT),
+            "Microsoft.Network/routeTables/write"
+        );
+        let t = parse(
+            "/subscriptions/s/resourcegroups/rg/providers/microsoft.compute/virtualMachineScaleSets/set/virtualMachines/3/networkInterfaces",
+        );
         assert!(matches!(t, Target::VmssNicList { .. }));
-        let t = parse("/subscriptions/s/providers/Microsoft.Network/locations/westeurope/operations/abc");
+        let t = parse(
+            "/subscriptions/s/providers/Microsoft.Network/locations/westeurope/operations/abc",
+        );
         assert_eq!(t, Target::Operation { id: "abc".into() });
         assert_eq!(parse("/nope"), Target::Unknown);
     }

@@ -150,7 +150,10 @@ fn strip_server_fields(route: &Value) -> Value {
 }
 
 fn set_provisioning(resource: &mut Value, state: &str) {
-    if let Some(props) = resource.get_mut("properties").and_then(Value::as_object_mut) {
+    if let Some(props) = resource
+        .get_mut("properties")
+        .and_then(Value::as_object_mut)
+    {
         props.insert("provisioningState".into(), json!(state));
     }
 }
@@ -572,7 +575,8 @@ impl World {
         validate_routes(&new_body, route_limit, table_id)?;
         let table_name = table["name"].as_str().unwrap_or_default().to_owned();
         let location = table["location"].as_str().unwrap_or_default().to_owned();
-        let normalized = normalize_table(table_id, &table_name, &new_body, Some(&table), "Updating");
+        let normalized =
+            normalize_table(table_id, &table_name, &new_body, Some(&table), "Updating");
         let mut accepted = self.accept(table_id, normalized, Some(table), &location)?;
         accepted.created = created;
         accepted.body = find_route(&accepted.body, route_name).unwrap_or(Value::Null);
@@ -598,7 +602,8 @@ impl World {
         }
         let table_name = table["name"].as_str().unwrap_or_default().to_owned();
         let location = table["location"].as_str().unwrap_or_default().to_owned();
-        let normalized = normalize_table(table_id, &table_name, &new_body, Some(&table), "Updating");
+        let normalized =
+            normalize_table(table_id, &table_name, &new_body, Some(&table), "Updating");
         self.accept(table_id, normalized, Some(table), &location)
             .map(Some)
     }
@@ -633,7 +638,12 @@ impl World {
         }
         let mut nic = existing.clone();
         let mut merged = props.clone();
-        for server in ["provisioningState", "resourceGuid", "virtualMachine", "macAddress"] {
+        for server in [
+            "provisioningState",
+            "resourceGuid",
+            "virtualMachine",
+            "macAddress",
+        ] {
             if let Some(v) = existing["properties"].get(server) {
                 merged.insert(server.into(), v.clone());
             }
@@ -739,8 +749,10 @@ fn validate_routes(body: &Value, limit: usize, table_id: &str) -> Result<usize, 
         let props = &route["properties"];
         let prefix = props["addressPrefix"].as_str().unwrap_or_default();
         let is_cidr = prefix.parse::<ipnet::IpNet>().is_ok();
-        let is_service_tag =
-            !prefix.is_empty() && prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.');
+        let is_service_tag = !prefix.is_empty()
+            && prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.');
         if !is_cidr && !is_service_tag {
             return Err(ArmError::new(
                 400,
@@ -763,14 +775,18 @@ fn validate_routes(body: &Value, limit: usize, table_id: &str) -> Result<usize, 
                 return Err(ArmError::new(
                     400,
                     "InvalidNextHopIpAddress",
-                    format!("Route {name} has next hop type VirtualAppliance and needs a valid nextHopIpAddress."),
+                    format!(
+                        "Route {name} has next hop type VirtualAppliance and needs a valid nextHopIpAddress."
+                    ),
                 ));
             }
             (_, Some(_)) => {
                 return Err(ArmError::new(
                     400,
                     "NextHopIpAddressNotAllowed",
-                    format!("Route {name} may only have a nextHopIpAddress with next hop type VirtualAppliance."),
+                    format!(
+                        "Route {name} may only have a nextHopIpAddress with next hop type VirtualAppliance."
+                    ),
                 ));
             }
             _ => {}
@@ -940,10 +956,20 @@ mod tests {
             .map(|i| json!({"name": format!("r{i}"), "properties": {"addressPrefix": format!("10.0.{i}.0/24"), "nextHopType": "VirtualAppliance", "nextHopIpAddress": "10.1.0.4"}}))
             .collect();
         let body = json!({"location": "westeurope", "properties": {"routes": routes}});
-        let err = w.put_route_table(&id, "rt", &body, None, None, 2).unwrap_err();
-        assert_eq!((err.status, err.code.as_str()), (400, "RouteTableRouteLimitExceeded"));
+        let err = w
+            .put_route_table(&id, "rt", &body, None, None, 2)
+            .unwrap_err();
+        assert_eq!(
+            (err.status, err.code.as_str()),
+            (400, "RouteTableRouteLimitExceeded")
+        );
         let bad = json!({"location": "westeurope", "properties": {"routes": [{"name": "x", "properties": {"addressPrefix": "10.0.0.0/24", "nextHopType": "VirtualAppliance"}}]}});
-        assert_eq!(w.put_route_table(&id, "rt", &bad, None, None, 400).unwrap_err().code, "InvalidNextHopIpAddress");
+        assert_eq!(
+            w.put_route_table(&id, "rt", &bad, None, None, 400)
+                .unwrap_err()
+                .code,
+            "InvalidNextHopIpAddress"
+        );
         // Nothing changed by the refused writes.
         assert!(w.routes(&id).is_empty());
     }
@@ -954,15 +980,30 @@ mod tests {
         let id = w.add_route_table("s", "rg", "rt", "westeurope", vec![]);
         let etag = w.get(&id).unwrap()["etag"].as_str().unwrap().to_owned();
         let body = json!({"properties": {"routes": [{"name": "r", "properties": {"addressPrefix": "10.0.0.0/24", "nextHopType": "None"}}]}});
-        assert_eq!(w.put_route_table(&id, "rt", &body, Some("W/\"other\""), None, 400).unwrap_err().status, 412);
+        assert_eq!(
+            w.put_route_table(&id, "rt", &body, Some("W/\"other\""), None, 400)
+                .unwrap_err()
+                .status,
+            412
+        );
         w.fail_next_operations(1);
-        let ok = w.put_route_table(&id, "rt", &body, Some(&etag), None, 400).unwrap();
+        let ok = w
+            .put_route_table(&id, "rt", &body, Some(&etag), None, 400)
+            .unwrap();
         assert!(!ok.created);
-        assert_eq!(w.put_route_table(&id, "rt", &body, None, None, 400).unwrap_err().code, "AnotherOperationInProgress");
+        assert_eq!(
+            w.put_route_table(&id, "rt", &body, None, None, 400)
+                .unwrap_err()
+                .code,
+            "AnotherOperationInProgress"
+        );
         w.settle(Instant::now() + Duration::from_secs(7200));
         assert_eq!(w.operation(&ok.operation_id).unwrap().0, OpStatus::Failed);
         let table = w.get(&id).unwrap();
         assert_eq!(table["properties"]["provisioningState"], "Failed");
-        assert!(w.routes(&id).is_empty(), "a failed write leaves the old routes");
+        assert!(
+            w.routes(&id).is_empty(),
+            "a failed write leaves the old routes"
+        );
     }
 }

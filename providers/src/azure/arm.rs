@@ -149,7 +149,11 @@ impl ArmClient {
             req = req.json(body);
         }
         let resp = req.send().await.map_err(|e| {
-            let code = if e.is_timeout() { "Timeout" } else { "Connection" };
+            let code = if e.is_timeout() {
+                "Timeout"
+            } else {
+                "Connection"
+            };
             // reqwest's error text names the URL, never the headers.
             CloudError::new(ErrorKind::Transient, code, e.without_url().to_string())
         })?;
@@ -157,7 +161,11 @@ impl ArmClient {
         let headers = resp.headers().clone();
         let retry_after = self.retry_after(&headers);
         let bytes = resp.bytes().await.map_err(|e| {
-            CloudError::new(ErrorKind::Transient, "Connection", e.without_url().to_string())
+            CloudError::new(
+                ErrorKind::Transient,
+                "Connection",
+                e.without_url().to_string(),
+            )
         })?;
         if status.is_success() {
             let body = if bytes.is_empty() {
@@ -188,7 +196,10 @@ impl ArmClient {
         let (code, message) = match envelope {
             Some(e) => (e.error.code, e.error.message),
             None => (
-                status.canonical_reason().unwrap_or("HttpError").replace(' ', ""),
+                status
+                    .canonical_reason()
+                    .unwrap_or("HttpError")
+                    .replace(' ', ""),
                 String::from_utf8_lossy(&bytes).chars().take(300).collect(),
             ),
         };
@@ -230,7 +241,11 @@ impl ArmClient {
 
     /// Follow a write's long-running operation to its end, polling no faster than ARM's
     /// `Retry-After` asks. A write without an operation header finished synchronously.
-    pub async fn wait(&self, op: &'static str, accepted: &ArmResponse) -> Result<LroOutcome, CloudError> {
+    pub async fn wait(
+        &self,
+        op: &'static str,
+        accepted: &ArmResponse,
+    ) -> Result<LroOutcome, CloudError> {
         let Some(url) = accepted.async_operation.clone() else {
             return Ok(LroOutcome::Succeeded);
         };
@@ -276,7 +291,10 @@ impl ArmClient {
                     return Ok(LroOutcome::Failed(CloudError::new(
                         ErrorKind::Transient,
                         code,
-                        format!("long-running operation {}: {}", status.status, error.message),
+                        format!(
+                            "long-running operation {}: {}",
+                            status.status, error.message
+                        ),
                     )));
                 }
                 _ => wait = resp.retry_after,
@@ -291,13 +309,42 @@ mod tests {
 
     #[test]
     fn arm_errors_are_classified() {
-        assert_eq!(classify(StatusCode::TOO_MANY_REQUESTS, "SubscriptionRequestsThrottled", ""), ErrorKind::Throttled);
-        assert_eq!(classify(StatusCode::CONFLICT, "AnotherOperationInProgress", ""), ErrorKind::Conflict);
-        assert_eq!(classify(StatusCode::PRECONDITION_FAILED, "PreconditionFailed", ""), ErrorKind::Conflict);
-        assert_eq!(classify(StatusCode::BAD_REQUEST, "RouteTableRouteLimitExceeded", ""), ErrorKind::QuotaExceeded);
-        assert_eq!(classify(StatusCode::BAD_REQUEST, "InvalidResourceName", ""), ErrorKind::Permanent);
-        assert_eq!(classify(StatusCode::SERVICE_UNAVAILABLE, "", ""), ErrorKind::Transient);
-        assert_eq!(classify(StatusCode::UNAUTHORIZED, "AuthenticationFailed", ""), ErrorKind::Permanent);
-        assert!(is_lock_conflict(&CloudError::new(ErrorKind::Conflict, "RetryableErrorDueToAnotherOperation", "")));
+        assert_eq!(
+            classify(
+                StatusCode::TOO_MANY_REQUESTS,
+                "SubscriptionRequestsThrottled",
+                ""
+            ),
+            ErrorKind::Throttled
+        );
+        assert_eq!(
+            classify(StatusCode::CONFLICT, "AnotherOperationInProgress", ""),
+            ErrorKind::Conflict
+        );
+        assert_eq!(
+            classify(StatusCode::PRECONDITION_FAILED, "PreconditionFailed", ""),
+            ErrorKind::Conflict
+        );
+        assert_eq!(
+            classify(StatusCode::BAD_REQUEST, "RouteTableRouteLimitExceeded", ""),
+            ErrorKind::QuotaExceeded
+        );
+        assert_eq!(
+            classify(StatusCode::BAD_REQUEST, "InvalidResourceName", ""),
+            ErrorKind::Permanent
+        );
+        assert_eq!(
+            classify(StatusCode::SERVICE_UNAVAILABLE, "", ""),
+            ErrorKind::Transient
+        );
+        assert_eq!(
+            classify(StatusCode::UNAUTHORIZED, "AuthenticationFailed", ""),
+            ErrorKind::Permanent
+        );
+        assert!(is_lock_conflict(&CloudError::new(
+            ErrorKind::Conflict,
+            "RetryableErrorDueToAnotherOperation",
+            ""
+        )));
     }
 }

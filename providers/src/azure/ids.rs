@@ -9,16 +9,15 @@ pub fn table_id(subscription: &str, configured: &str) -> Result<String, String> 
     let segs: Vec<&str> = configured.split('/').filter(|s| !s.is_empty()).collect();
     let valid_part = |s: &str| {
         !s.is_empty()
-            && s
-                .bytes()
+            && s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b'(' | b')'))
     };
     match segs.as_slice() {
-        [rg, name] if !configured.starts_with('/') && valid_part(rg) && valid_part(name) => Ok(
-            format!(
+        [rg, name] if !configured.starts_with('/') && valid_part(rg) && valid_part(name) => {
+            Ok(format!(
                 "/subscriptions/{subscription}/resourceGroups/{rg}/providers/Microsoft.Network/routeTables/{name}"
-            ),
-        ),
+            ))
+        }
         [s, sub, r, rg, p, ns, t, name]
             if s.eq_ignore_ascii_case("subscriptions")
                 && r.eq_ignore_ascii_case("resourceGroups")
@@ -72,8 +71,7 @@ pub fn parse_provider_id(provider_id: &str) -> Result<NodeRef, CloudError> {
     let eq = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
     let ok = |s: &str| {
         !s.is_empty()
-            && s
-                .bytes()
+            && s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b'(' | b')'))
     };
     match segs.as_slice() {
@@ -122,7 +120,11 @@ mod tests {
         assert_eq!(table_id("s1", "rg/rt").unwrap(), full);
         assert_eq!(table_id("other", full).unwrap(), full);
         assert_eq!(
-            table_id("x", "/subscriptions/s1/resourcegroups/rg/providers/microsoft.network/routetables/rt/").unwrap(),
+            table_id(
+                "x",
+                "/subscriptions/s1/resourcegroups/rg/providers/microsoft.network/routetables/rt/"
+            )
+            .unwrap(),
             full
         );
         for bad in ["rt", "/rg/rt", "a/b/c", "rg/r t", ""] {
@@ -151,7 +153,11 @@ mod tests {
             "azure:///subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachineScaleSets/p/virtualMachines/x",
             "azure:///subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/virtualMachines/n",
         ] {
-            assert_eq!(parse_provider_id(bad).unwrap_err().code, "InvalidProviderId", "{bad}");
+            assert_eq!(
+                parse_provider_id(bad).unwrap_err().code,
+                "InvalidProviderId",
+                "{bad}"
+            );
         }
     }
 }

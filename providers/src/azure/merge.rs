@@ -38,9 +38,7 @@ impl Merged {
 
 fn target_ip(destination: &IpNet, hop: &NextHop) -> Result<IpAddr, CloudError> {
     match hop {
-        NextHop::IpAddress(ip)
-            if Family::of(destination) == Family::of(&IpNet::from(*ip)) =>
-        {
+        NextHop::IpAddress(ip) if Family::of(destination) == Family::of(&IpNet::from(*ip)) => {
             Ok(*ip)
         }
         other => Err(CloudError::new(
@@ -91,7 +89,12 @@ fn retarget(route: &mut Value, ip: IpAddr) {
     route["properties"]["nextHopIpAddress"] = json!(ip.to_string());
 }
 
-pub fn merge(current: &[Value], changes: &[RouteChange], namer: &RouteNamer, limit: usize) -> Merged {
+pub fn merge(
+    current: &[Value],
+    changes: &[RouteChange],
+    namer: &RouteNamer,
+    limit: usize,
+) -> Merged {
     let mut slots: Vec<Option<Value>> = current.iter().cloned().map(Some).collect();
     let mut ours: HashMap<IpNet, usize> = HashMap::new();
     let mut foreign: HashMap<IpNet, String> = HashMap::new();
@@ -130,9 +133,13 @@ pub fn merge(current: &[Value], changes: &[RouteChange], namer: &RouteNamer, lim
                             Disposition::Refused(CloudError::new(
                                 ErrorKind::Conflict,
                                 "RouteConflict",
-                                format!("{dest} is already routed by route {name:?}, which is not ours"),
+                                format!(
+                                    "{dest} is already routed by route {name:?}, which is not ours"
+                                ),
                             ))
-                        } else if let Some(p) = pending.iter_mut().find(|(_, r)| prefix_of(r) == Some(dest)) {
+                        } else if let Some(p) =
+                            pending.iter_mut().find(|(_, r)| prefix_of(r) == Some(dest))
+                        {
                             // The same destination twice in one batch: the later one wins.
                             dispositions[p.0] = Disposition::AlreadyDone;
                             p.0 = i;
@@ -180,7 +187,9 @@ pub fn merge(current: &[Value], changes: &[RouteChange], namer: &RouteNamer, lim
             dispositions[i] = Disposition::Refused(CloudError::new(
                 ErrorKind::QuotaExceeded,
                 "RouteTableRouteLimitExceeded",
-                format!("the route table holds its limit of {limit} routes; this route did not fit"),
+                format!(
+                    "the route table holds its limit of {limit} routes; this route did not fit"
+                ),
             ));
         }
     }
@@ -219,8 +228,15 @@ mod tests {
         let current = vec![foreign.clone(), mine_a, mine_b];
         let changes = vec![
             create("10.0.4.0/24", "10.1.0.4"),
-            RouteChange::Replace { destination: net("10.0.2.0/24"), next_hop: hop("10.1.0.22"), previous: hop("10.1.0.2") },
-            RouteChange::Delete { destination: net("10.0.3.0/24"), next_hop: hop("10.1.0.3") },
+            RouteChange::Replace {
+                destination: net("10.0.2.0/24"),
+                next_hop: hop("10.1.0.22"),
+                previous: hop("10.1.0.2"),
+            },
+            RouteChange::Delete {
+                destination: net("10.0.3.0/24"),
+                next_hop: hop("10.1.0.3"),
+            },
             create("fd00:1::/64", "fd00::4"),
         ];
         let m = merge(&current, &changes, &n, 400);
@@ -228,8 +244,20 @@ mod tests {
         assert_eq!(m.routes[0], foreign);
         assert_eq!(m.routes[1]["properties"]["nextHopIpAddress"], "10.1.0.22");
         assert_eq!(m.routes[1]["properties"]["x-extra"], 1);
-        let names: Vec<&str> = m.routes.iter().map(|r| r["name"].as_str().unwrap()).collect();
-        assert_eq!(names, ["k10--10.0.1.0_24", "k1--10.0.2.0_24", "k1--10.0.4.0_24", "k1--fd00-1--_64"]);
+        let names: Vec<&str> = m
+            .routes
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "k10--10.0.1.0_24",
+                "k1--10.0.2.0_24",
+                "k1--10.0.4.0_24",
+                "k1--fd00-1--_64"
+            ]
+        );
     }
 
     #[test]
@@ -243,11 +271,20 @@ mod tests {
         ];
         let changes = vec![
             create("10.0.2.0/24", "10.1.0.2"),
-            RouteChange::Delete { destination: net("10.0.9.0/24"), next_hop: hop("10.1.0.9") },
+            RouteChange::Delete {
+                destination: net("10.0.9.0/24"),
+                next_hop: hop("10.1.0.9"),
+            },
             create("10.0.5.0/24", "10.1.0.5"),
-            RouteChange::Delete { destination: net("10.0.2.0/24"), next_hop: hop("10.9.9.9") },
+            RouteChange::Delete {
+                destination: net("10.0.2.0/24"),
+                next_hop: hop("10.9.9.9"),
+            },
             create("10.0.8.0/24", "fd00::1"),
-            RouteChange::Delete { destination: net("10.0.6.0/24"), next_hop: hop("10.1.0.6") },
+            RouteChange::Delete {
+                destination: net("10.0.6.0/24"),
+                next_hop: hop("10.1.0.6"),
+            },
         ];
         let m = merge(&current, &changes, &n, 400);
         assert_eq!(m.dispositions[0], Disposition::AlreadyDone);
@@ -271,8 +308,13 @@ mod tests {
             .map(|i| json!({"name": format!("other{i}"), "properties": {"addressPrefix": format!("172.16.{i}.0/24"), "nextHopType": "None"}}))
             .chain([json!({"name": "k1--10.0.0.0_24", "properties": {"addressPrefix": "10.0.0.0/24", "nextHopType": "VirtualAppliance", "nextHopIpAddress": "10.1.0.1"}})])
             .collect();
-        let mut changes: Vec<RouteChange> = (1..5).map(|i| create(&format!("10.0.{i}.0/24"), "10.1.0.1")).collect();
-        changes.push(RouteChange::Delete { destination: net("10.0.0.0/24"), next_hop: hop("10.1.0.1") });
+        let mut changes: Vec<RouteChange> = (1..5)
+            .map(|i| create(&format!("10.0.{i}.0/24"), "10.1.0.1"))
+            .collect();
+        changes.push(RouteChange::Delete {
+            destination: net("10.0.0.0/24"),
+            next_hop: hop("10.1.0.1"),
+        });
         let m = merge(&current, &changes, &n, 6);
         // 4 foreign + room for 2 after the delete frees one slot.
         assert_eq!(m.routes.len(), 6);

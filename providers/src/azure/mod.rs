@@ -35,8 +35,8 @@ use crate::pacing::PacingConfig;
 use crate::retry::RetryPolicy;
 use crate::{
     ApiCounters, ChangeOutcome, Claim, Cloud, CloudError, CloudProvider, ErrorKind, Families,
-    ForwardingChange, NextHop, NodeTarget, QuotaScope, Route, RouteChange, RouteOrigin,
-    RouteQuota, RouteState, RouteTable, TableId,
+    ForwardingChange, NextHop, NodeTarget, QuotaScope, Route, RouteChange, RouteOrigin, RouteQuota,
+    RouteState, RouteTable, TableId,
 };
 
 const OP_TABLE_READ: &str = "Microsoft.Network/routeTables/read";
@@ -132,7 +132,9 @@ impl AzureProvider {
         }
         let endpoint = config.endpoint.trim_end_matches('/');
         if !(endpoint.starts_with("https://") || endpoint.starts_with("http://")) {
-            return Err(invalid(format!("endpoint {endpoint:?} is not an http(s) URL")));
+            return Err(invalid(format!(
+                "endpoint {endpoint:?} is not an http(s) URL"
+            )));
         }
         Ok(AzureProvider {
             arm: ArmClient::new(
@@ -156,7 +158,10 @@ impl AzureProvider {
     }
 
     async fn read_table(&self, table: &TableId) -> Result<(Value, RouteTableView), CloudError> {
-        let resp = self.arm.get(OP_TABLE_READ, &table.0, NETWORK_API_VERSION).await?;
+        let resp = self
+            .arm
+            .get(OP_TABLE_READ, &table.0, NETWORK_API_VERSION)
+            .await?;
         let view: RouteTableView = resp.parse("route table")?;
         Ok((resp.body, view))
     }
@@ -210,7 +215,13 @@ impl AzureProvider {
         raw["properties"]["routes"] = json!(merged.routes);
         let accepted = match self
             .arm
-            .put(OP_TABLE_WRITE, &table.0, NETWORK_API_VERSION, &raw, view.etag.as_deref())
+            .put(
+                OP_TABLE_WRITE,
+                &table.0,
+                NETWORK_API_VERSION,
+                &raw,
+                view.etag.as_deref(),
+            )
             .await
         {
             Ok(a) => a,
@@ -307,12 +318,10 @@ impl AzureProvider {
                     .await?
                     .parse("virtual machine")?;
                 let nics = &vm.properties.network_profile.network_interfaces;
-                let nic_id = primary_nic(nics.iter().map(|n| {
-                    (
-                        n.id.as_str(),
-                        n.properties.as_ref().and_then(|p| p.primary),
-                    )
-                }))
+                let nic_id = primary_nic(
+                    nics.iter()
+                        .map(|n| (n.id.as_str(), n.properties.as_ref().and_then(|p| p.primary))),
+                )
                 .ok_or_else(no_nic)?;
                 self.arm
                     .get(OP_NIC_READ, nic_id, NETWORK_API_VERSION)
@@ -482,14 +491,23 @@ impl CloudProvider for AzureProvider {
             body["properties"]["enableIPForwarding"] = json!(true);
             let accepted = match self
                 .arm
-                .put(OP_NIC_WRITE, nic_id, NETWORK_API_VERSION, &body, view.etag.as_deref())
+                .put(
+                    OP_NIC_WRITE,
+                    nic_id,
+                    NETWORK_API_VERSION,
+                    &body,
+                    view.etag.as_deref(),
+                )
                 .await
             {
                 Ok(a) => a,
                 Err(e) if e.http_status == Some(412) => continue,
                 Err(e) if is_lock_conflict(&e) => {
-                    tokio::time::sleep(e.retry_after.unwrap_or(self.arm.wall(Duration::from_secs(5))))
-                        .await;
+                    tokio::time::sleep(
+                        e.retry_after
+                            .unwrap_or(self.arm.wall(Duration::from_secs(5))),
+                    )
+                    .await;
                     continue;
                 }
                 Err(e) => return Err(e),
