@@ -160,18 +160,18 @@ async fn handle(State(mock): State<Ec2Mock>, headers: HeaderMap, body: Bytes) ->
             "Version must be 2016-11-15",
         ));
     }
-    if shared.config.throttle {
-        if let Err(_wait) = shared.bucket(class_of(&action, &params)).try_take() {
-            shared.stats.record(&stat_action, "throttled");
-            return xml_response(
-                503,
-                xml::error(
-                    "RequestLimitExceeded",
-                    "Request limit exceeded.",
-                    &request_id(),
-                ),
-            );
-        }
+    if shared.config.throttle
+        && let Err(_wait) = shared.bucket(class_of(&action, &params)).try_take()
+    {
+        shared.stats.record(&stat_action, "throttled");
+        return xml_response(
+            503,
+            xml::error(
+                "RequestLimitExceeded",
+                "Request limit exceeded.",
+                &request_id(),
+            ),
+        );
     }
     let fault = {
         let mut rng = rand::rng();
