@@ -220,10 +220,12 @@ fn parse_range(v: &Value, field: &str) -> Result<Range> {
             "{field}: subnet {subnet} has host bits set"
         )));
     }
-    let host_bits = subnet.max_prefix_len() - subnet.prefix_len();
-    if !(2..=32).contains(&host_bits) {
+    // At least two usable addresses (IPv4 loses network and broadcast, IPv6 the
+    // subnet-router anycast address). Large subnets are fine: IPAM hands out only the first
+    // `ipam::MAX_POOL` addresses of each range (README: "IPAM").
+    if subnet.max_prefix_len() - subnet.prefix_len() < 2 {
         return Err(CniError::config(format!(
-            "{field}: subnet {subnet} must have between 2 and 32 host bits (at most 2^32 addresses are tracked)"
+            "{field}: subnet {subnet} is too small (at most /30 for IPv4, /126 for IPv6)"
         )));
     }
     let bound = |key: &str| -> Result<Option<IpAddr>> {
@@ -270,6 +272,12 @@ mod tests {
         assert_eq!(c.ranges.len(), 2);
         assert_eq!(c.mtu, DEFAULT_MTU);
         assert_eq!(c.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        let c = parse(br#"{"cniVersion":"1.1.0","name":"n","ranges":[[{"subnet":"fd00:1:2:3:4::/80"}],[{"subnet":"10.0.0.0/8"}]]}"#).unwrap();
+        assert_eq!(c.ranges[0][0].subnet.to_string(), "fd00:1:2:3:4::/80");
+        assert_eq!(
+            code(r#"{"cniVersion":"1.1.0","name":"n","ranges":[[{"subnet":"fd00::/127"}]]}"#),
+            INVALID_CONFIG
+        );
     }
 
     #[test]

@@ -101,8 +101,15 @@ impl Store {
     }
 }
 
+/// At most this many addresses of one range are handed out: the first `MAX_POOL` from
+/// rangeStart (or the subnet's first usable address). A node runs a few hundred pods at most
+/// (kubelet's max-pods), while an IPv6 /64 PodCIDR has 2^64 addresses; the cap keeps the
+/// worst case of an allocation (probing a nearly full pool) and of the exhaustion check
+/// bounded (65,536 `stat`s), independent of the prefix length.
+pub const MAX_POOL: u128 = 1 << 16;
+
 /// The candidate addresses of a range set, in order: each subnet without its network address
-/// (and, for IPv4, its broadcast), narrowed by rangeStart/rangeEnd.
+/// (and, for IPv4, its broadcast), narrowed by rangeStart/rangeEnd, capped at `MAX_POOL`.
 fn spans(set: &[Range]) -> Vec<(u128, u128, bool)> {
     set.iter()
         .map(|r| {
@@ -117,6 +124,7 @@ fn spans(set: &[Range]) -> Vec<(u128, u128, bool)> {
             if let Some(e) = r.end {
                 hi = hi.min(to_u128(e));
             }
+            hi = hi.min(lo.saturating_add(MAX_POOL - 1));
             (lo, hi, v4)
         })
         .filter(|(lo, hi, _)| lo <= hi)
@@ -468,6 +476,23 @@ mod tests {
         fs::write(l.attachment_path(&att("old")), format!("{ip}\n")).unwrap();
         l.release(&att("old")).unwrap();
         assert!(l.ip_path(ip).exists());
+    }
+
+    #[test]
+    fn ipv6_64_is_capped_and_allocates_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path(), "n");
+        let l = store.lock().unwrap();
+        let sets = vec![set("fd00:1::/64")];
+        assert_eq!(
+            l.allocate(&att("a"), &sets).unwrap(),
+            vec!["fd00:1::1".parse::<IpAddr>().unwrap()]
+        );
+        assert_eq!(
+            l.allocate(&att("b"), &sets).unwrap(),
+            vec!["fd00:1::2".parse::<IpAddr>().unwrap()]
+        );
+        assert_eq!(l.free_per_set(&sets).unwrap(), vec![MAX_POOL - 2]);
     }
 
     #[test]

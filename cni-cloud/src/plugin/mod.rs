@@ -110,8 +110,11 @@ fn add(env: &Env, conf: &NetConf) -> Result<String> {
             Ok(result.render(&conf.cni_version).to_string())
         }
         Err(e) => {
-            // Undo: nothing of a failed ADD may linger (the runtime may never send DEL).
-            let _ = datapath::teardown(a);
+            // Undo: nothing of a failed ADD may linger (the runtime may never send DEL). A
+            // host interface that was there before this ADD is not ours to remove.
+            if e.code != error::HOST_NAME_TAKEN {
+                let _ = datapath::teardown(a);
+            }
             if let Ok(l) = store.lock() {
                 let _ = l.release(a);
             }

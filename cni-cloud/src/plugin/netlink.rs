@@ -128,6 +128,10 @@ impl Msg {
         self.buf[at..at + 2].copy_from_slice(&len.to_ne_bytes());
     }
 
+    fn flags(&self) -> u16 {
+        u16::from_ne_bytes([self.buf[6], self.buf[7]])
+    }
+
     fn raw(&mut self, data: &[u8]) {
         self.buf.extend_from_slice(data);
     }
@@ -251,9 +255,12 @@ impl Netlink {
         Ok(self.seq)
     }
 
-    /// Reads replies to `seq` until the ack (or DONE for dumps), returning every data message
-    /// as (type, payload after the netlink header).
-    fn collect(&mut self, seq: u32) -> io::Result<Vec<(u16, Vec<u8>)>> {
+    /// Reads replies to `seq`, returning every data message as (type, payload after the
+    /// netlink header). A dump ends with NLMSG_DONE; any request ends with NLMSG_ERROR (an
+    /// error, or the ack when NLM_F_ACK was set); a plain GET without NLM_F_ACK gets exactly
+    /// one data message and nothing after it, so it ends there.
+    fn collect(&mut self, seq: u32, flags: u16) -> io::Result<Vec<(u16, Vec<u8>)>> {
+        let single = flags & NLM_F_DUMP != NLM_F_DUMP && flags & NLM_F_ACK == 0;
         let mut out = Vec::new();
         let mut buf = vec![0u8; 64 * 1024];
         loop {
@@ -302,15 +309,21 @@ impl Netlink {
                             None => err,
                         });
                     }
-                    _ => out.push((kind, payload.to_vec())),
+                    _ => {
+                        out.push((kind, payload.to_vec()));
+                        if single {
+                            return Ok(out);
+                        }
+                    }
                 }
             }
         }
     }
 
     fn request(&mut self, msg: Msg) -> io::Result<Vec<(u16, Vec<u8>)>> {
+        let flags = msg.flags();
         let seq = self.send(msg)?;
-        self.collect(seq)
+        self.collect(seq, flags)
     }
 
     /// Creates a veth pair: `host_name` here with `host_mac`, its peer `peer_name` directly in
