@@ -76,6 +76,41 @@ pub struct NodeReport {
 #[async_trait]
 pub trait StatusSink: Send + Sync {
     async fn publish(&self, reports: &[NodeReport]);
+
+    /// The deletion guard started holding deletes back (called once per episode, not per
+    /// pass). `note` says how many routes and why.
+    async fn deletion_guard_tripped(&self, note: &str, reports: &[NodeReport]) {
+        let _ = (note, reports);
+    }
+}
+
+/// Keeps the latest reports in memory (`simulate`, `plan`, tests).
+#[derive(Debug, Default)]
+pub struct MemorySink {
+    latest: std::sync::Mutex<Vec<NodeReport>>,
+    guard_trips: std::sync::atomic::AtomicUsize,
+}
+
+impl MemorySink {
+    pub fn latest(&self) -> Vec<NodeReport> {
+        self.latest.lock().expect("sink lock").clone()
+    }
+
+    pub fn guard_trips(&self) -> usize {
+        self.guard_trips.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+#[async_trait]
+impl StatusSink for MemorySink {
+    async fn publish(&self, reports: &[NodeReport]) {
+        *self.latest.lock().expect("sink lock") = reports.to_vec();
+    }
+
+    async fn deletion_guard_tripped(&self, _note: &str, _reports: &[NodeReport]) {
+        self.guard_trips
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Gates every cloud mutation: a mutation may start only while this says so.

@@ -3,4 +3,5 @@
 pub mod cluster;
 pub mod kube;
 pub mod planner;
+pub mod reconcile;
 pub mod testing;

@@ -42,3 +42,142 @@ pub fn apply_changes(table: &mut RouteTable, changes: &[RouteChange]) {
         }
     }
 }
+
+/// An in-memory cloud for driving the reconciler without HTTP: tables, node targets, a
+/// mutation log, scripted failures.
+pub mod fake {
+    use std::collections::{BTreeMap, HashMap};
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+    use cni_cloud_providers::{
+        ApiCounters, CallOutcome, ChangeOutcome, Cloud, CloudError, CloudProvider, ErrorKind,
+        ForwardingChange, NodeTarget, RouteChange, RouteTable, TableId,
+    };
+
+    use super::apply_changes;
+
+    #[derive(Default)]
+    pub struct FakeCloud {
+        pub tables: Mutex<BTreeMap<TableId, RouteTable>>,
+        /// providerID → target.
+        pub targets: Mutex<HashMap<String, NodeTarget>>,
+        /// Interfaces with forwarding off.
+        pub not_forwarding: Mutex<Vec<String>>,
+        /// Every change applied, in order.
+        pub applied: Mutex<Vec<(TableId, RouteChange)>>,
+        /// The next N creates/replaces fail with a transient error.
+        pub fail_writes: AtomicUsize,
+        /// Listing fails while set.
+        pub fail_lists: AtomicBool,
+        pub lists: AtomicUsize,
+        pub resolves: AtomicUsize,
+        pub counters: ApiCounters,
+    }
+
+    impl FakeCloud {
+        pub fn mutations(&self) -> usize {
+            self.applied.lock().unwrap().len()
+        }
+
+        pub fn table(&self, id: &str) -> RouteTable {
+            self.tables.lock().unwrap()[&TableId::from(id)].clone()
+        }
+    }
+
+    #[async_trait]
+    impl CloudProvider for FakeCloud {
+        fn cloud(&self) -> Cloud {
+            Cloud::Aws
+        }
+
+        async fn discover_tables(&self) -> Result<Vec<TableId>, CloudError> {
+            Ok(self.tables.lock().unwrap().keys().cloned().collect())
+        }
+
+        async fn list_table(&self, table: &TableId) -> Result<RouteTable, CloudError> {
+            self.lists.fetch_add(1, Ordering::Relaxed);
+            self.counters.record("DescribeRouteTables", CallOutcome::Ok);
+            if self.fail_lists.load(Ordering::Relaxed) {
+                return Err(CloudError::new(ErrorKind::Transient, "Unavailable", "down"));
+            }
+            self.tables
+                .lock()
+                .unwrap()
+                .get(table)
+                .cloned()
+                .ok_or_else(|| CloudError::new(ErrorKind::NotFound, "NotFound", "no table"))
+        }
+
+        async fn apply(&self, table: &TableId, changes: &[RouteChange]) -> Vec<ChangeOutcome> {
+            let mut out = Vec::new();
+            for c in changes {
+                let fail = !c.is_delete()
+                    && self
+                        .fail_writes
+                        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                        .is_ok();
+                let result = if fail {
+                    Err(CloudError::new(
+                        ErrorKind::Transient,
+                        "InternalError",
+                        "An internal error has occurred",
+                    ))
+                } else {
+                    let mut tables = self.tables.lock().unwrap();
+                    let t = tables.get_mut(table).expect("known table");
+                    apply_changes(t, std::slice::from_ref(c));
+                    self.applied.lock().unwrap().push((table.clone(), c.clone()));
+                    Ok(())
+                };
+                out.push(ChangeOutcome {
+                    change: c.clone(),
+                    result,
+                });
+            }
+            out
+        }
+
+        async fn resolve_nodes(
+            &self,
+            provider_ids: &[String],
+        ) -> HashMap<String, Result<NodeTarget, CloudError>> {
+            self.resolves.fetch_add(1, Ordering::Relaxed);
+            let targets = self.targets.lock().unwrap();
+            provider_ids
+                .iter()
+                .map(|id| {
+                    let r = targets.get(id).cloned().ok_or_else(|| {
+                        CloudError::new(
+                            ErrorKind::NotFound,
+                            "InvalidInstanceID.NotFound",
+                            format!("{id} does not exist"),
+                        )
+                    });
+                    (id.clone(), r)
+                })
+                .collect()
+        }
+
+        async fn ensure_forwarding(
+            &self,
+            target: &NodeTarget,
+        ) -> Result<ForwardingChange, CloudError> {
+            let mut off = self.not_forwarding.lock().unwrap();
+            if let Some(i) = off.iter().position(|i| *i == target.interface_id) {
+                off.remove(i);
+                return Ok(ForwardingChange::Enabled);
+            }
+            Ok(ForwardingChange::AlreadyEnabled)
+        }
+
+        fn counters(&self) -> &ApiCounters {
+            &self.counters
+        }
+
+        fn operations(&self) -> &'static [&'static str] {
+            &[]
+        }
+    }
+}

@@ -15,7 +15,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use cni_cloud_providers::counters::ApiCounters;
+use cni_cloud_providers::CloudProvider;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -64,7 +64,7 @@ pub struct Metrics {
     /// Counter values already mirrored from the providers' counters.
     mirrored: Mutex<BTreeMap<(String, String), u64>>,
     mirrored_throttled: AtomicU64,
-    counters: Mutex<Option<Arc<ApiCounters>>>,
+    counters: Mutex<Option<Arc<dyn CloudProvider>>>,
 }
 
 impl Default for Metrics {
@@ -137,8 +137,8 @@ impl Metrics {
     }
 
     /// Mirror these provider counters into `cloud_api_calls` at every scrape.
-    pub fn track_api_counters(&self, counters: Arc<ApiCounters>) {
-        *self.counters.lock().expect("counters") = Some(counters);
+    pub fn track_api_counters(&self, provider: Arc<dyn CloudProvider>) {
+        *self.counters.lock().expect("counters") = Some(provider);
     }
 
     pub fn observe_reconcile(&self, took: Duration) {
@@ -157,9 +157,10 @@ impl Metrics {
     }
 
     fn mirror(&self) {
-        let Some(counters) = self.counters.lock().expect("counters").clone() else {
+        let Some(provider) = self.counters.lock().expect("counters").clone() else {
             return;
         };
+        let counters = provider.counters();
         let mut seen = self.mirrored.lock().expect("mirrored");
         for ((action, outcome), n) in counters.snapshot() {
             let key = (action.to_owned(), outcome.as_str().to_owned());

@@ -200,11 +200,6 @@ impl KubeStatusWriter {
         }
     }
 
-    /// The deletion guard held a pass back: say so on every affected Node once.
-    pub async fn deletion_guard_tripped(&self, node: &str, uid: &str, note: String) {
-        self.event(node, uid, "DeletionGuardTripped", "DeleteRoute", note)
-            .await;
-    }
 }
 
 #[async_trait]
@@ -212,6 +207,22 @@ impl StatusSink for KubeStatusWriter {
     async fn publish(&self, reports: &[NodeReport]) {
         futures::stream::iter(reports)
             .for_each_concurrent(self.concurrency, |r| self.write_one(r))
+            .await;
+    }
+
+    /// Say so on every Node once per episode: the deletes held back are for nodes that may
+    /// be gone, so the nodes still listed are where an operator will look.
+    async fn deletion_guard_tripped(&self, note: &str, reports: &[NodeReport]) {
+        futures::stream::iter(reports)
+            .for_each_concurrent(self.concurrency, |r| {
+                self.event(
+                    &r.node,
+                    &r.uid,
+                    "DeletionGuardTripped",
+                    "DeleteRoute",
+                    note.to_owned(),
+                )
+            })
             .await;
     }
 }

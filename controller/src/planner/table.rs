@@ -145,7 +145,7 @@ pub(crate) fn draft<'t>(
         .into_values()
         .filter(|r| !desired.protected.contains(&r.destination))
         .collect();
-    stale.sort_by(|a, b| a.destination.cmp(&b.destination));
+    stale.sort_by_key(|a| a.destination);
     d.deletes = stale
         .into_iter()
         .map(|r| RouteChange::Delete {

@@ -1,0 +1,494 @@
+//! The reconciler: one pass observes (tables, node targets), plans, writes, re-lists to
+//! verify, and hands the verified per-node result to the status sink.
+//!
+//! Writes are gated on the [`Fence`] right before every batch is sent, so a replica that
+//! lost its lease stops mutating at once. On AWS a table's changes go out in small
+//! batches (one call per change, paced by the provider); on Azure a table's whole pass is
+//! one PUT, so it is one batch.
+
+mod driver;
+mod targets;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use ipnet::IpNet;
+use serde::Serialize;
+use tokio::time::Instant;
+
+use cni_cloud_providers::{Cloud, CloudError, CloudProvider, ErrorKind, RouteChange, RouteTable, TableId};
+
+use crate::cluster::{Fence, NodeReport, NodeRouteStatus, NodeSnapshot, StatusSink};
+use crate::kube::metrics::{Metrics, Readiness, TableFamily, TableState};
+use crate::planner::{self, Plan, PlanNode, PlanOptions};
+
+pub use driver::{DriveTiming, PassSummary, drive};
+pub use targets::TargetCache;
+
+#[derive(Debug, Clone)]
+pub struct ReconcilerConfig {
+    /// The cluster's pod CIDRs (IPv4 and/or IPv6): only routes inside them can be ours.
+    pub cluster_cidrs: Vec<IpNet>,
+    /// Deletion guard: hold back a plan deleting more than this share of our routes…
+    pub guard_share: f64,
+    /// …and more than this many, unless the node list is authoritative.
+    pub guard_min: usize,
+    /// Compute and report, never write.
+    pub dry_run: bool,
+    /// Tables written at the same time (the provider paces its own calls).
+    pub table_concurrency: usize,
+    /// Changes sent per fenced batch on clouds with one call per change.
+    pub batch_size: usize,
+    /// Lease time that must remain when a batch starts: the provider's call timeout.
+    pub mutation_budget: Duration,
+    /// How long discovered tables and resolved targets are trusted.
+    pub discovery_ttl: Duration,
+}
+
+impl Default for ReconcilerConfig {
+    fn default() -> Self {
+        let guard = PlanOptions::default();
+        ReconcilerConfig {
+            cluster_cidrs: Vec::new(),
+            guard_share: guard.guard_share,
+            guard_min: guard.guard_min,
+            dry_run: false,
+            table_concurrency: 4,
+            batch_size: 16,
+            mutation_budget: Duration::from_secs(30),
+            discovery_ttl: Duration::from_secs(600),
+        }
+    }
+}
+
+impl ReconcilerConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.cluster_cidrs.is_empty() {
+            return Err("at least one cluster CIDR is required".into());
+        }
+        if !(self.guard_share > 0.0 && self.guard_share <= 1.0) {
+            return Err(format!(
+                "deletion guard share must be in (0, 1], got {}",
+                self.guard_share
+            ));
+        }
+        if self.table_concurrency == 0 || self.batch_size == 0 {
+            return Err("table concurrency and batch size must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// A change the cloud refused or that failed after retries.
+#[derive(Debug, Clone, Serialize)]
+pub struct FailedChange {
+    pub table: TableId,
+    pub change: RouteChange,
+    pub error: String,
+    pub kind: ErrorKind,
+}
+
+/// What one pass did.
+#[derive(Debug, Clone)]
+pub struct PassReport {
+    /// The plan computed from a fresh listing *after* the writes (the verified state); in
+    /// a dry run or a converged pass, the only plan.
+    pub plan: Plan,
+    /// Changes sent to the cloud.
+    pub attempted: usize,
+    pub failed: Vec<FailedChange>,
+    /// Writes skipped because the lease could not cover them.
+    pub fenced: bool,
+    /// Interfaces whose forwarding was switched on.
+    pub prepared: usize,
+    pub took: Duration,
+}
+
+impl PassReport {
+    /// Nothing left to do: the verified plan is empty and nothing failed or was fenced.
+    pub fn converged(&self) -> bool {
+        !self.fenced && self.failed.is_empty() && self.plan.is_converged()
+    }
+}
+
+/// Why a pass could not plan at all (statuses stay as they were).
+#[derive(Debug, thiserror::Error)]
+pub enum PassError {
+    #[error("discovering route tables: {0}")]
+    Discover(CloudError),
+    #[error("listing route table {0}: {1}")]
+    List(TableId, CloudError),
+    #[error("no route tables are managed for this cluster (check the cluster tag / table list)")]
+    NoTables,
+}
+
+pub struct Reconciler {
+    provider: Arc<dyn CloudProvider>,
+    config: ReconcilerConfig,
+    fence: Arc<dyn Fence>,
+    sink: Arc<dyn StatusSink>,
+    targets: TargetCache,
+    tables: Option<(Vec<TableId>, Instant)>,
+    metrics: Option<Arc<Metrics>>,
+    readiness: Option<Readiness>,
+    guard_was_tripped: bool,
+}
+
+impl Reconciler {
+    pub fn new(
+        provider: Arc<dyn CloudProvider>,
+        config: ReconcilerConfig,
+        fence: Arc<dyn Fence>,
+        sink: Arc<dyn StatusSink>,
+    ) -> Self {
+        Reconciler {
+            provider,
+            config,
+            fence,
+            sink,
+            targets: TargetCache::default(),
+            tables: None,
+            metrics: None,
+            readiness: None,
+            guard_was_tripped: false,
+        }
+    }
+
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>, readiness: Readiness) -> Self {
+        self.metrics = Some(metrics);
+        self.readiness = Some(readiness);
+        self
+    }
+
+    pub fn provider(&self) -> &Arc<dyn CloudProvider> {
+        &self.provider
+    }
+
+    pub fn config(&self) -> &ReconcilerConfig {
+        &self.config
+    }
+
+    /// Forget discovered tables and targets (after a leadership change: another replica
+    /// may have seen a different world).
+    pub fn invalidate(&mut self) {
+        self.tables = None;
+        self.targets = TargetCache::default();
+    }
+
+    async fn managed_tables(&mut self) -> Result<Vec<TableId>, PassError> {
+        if let Some((ids, at)) = &self.tables
+            && at.elapsed() < self.config.discovery_ttl
+        {
+            return Ok(ids.clone());
+        }
+        let ids = self
+            .provider
+            .discover_tables()
+            .await
+            .map_err(PassError::Discover)?;
+        if ids.is_empty() {
+            return Err(PassError::NoTables);
+        }
+        self.tables = Some((ids.clone(), Instant::now()));
+        Ok(ids)
+    }
+
+    async fn list(&self, ids: &[TableId]) -> Result<Vec<RouteTable>, PassError> {
+        let provider = &self.provider;
+        let listed: Vec<Result<RouteTable, PassError>> = futures::stream::iter(ids.iter())
+            .map(|id| async move {
+                provider
+                    .list_table(id)
+                    .await
+                    .map_err(|e| PassError::List(id.clone(), e))
+            })
+            .buffered(self.config.table_concurrency)
+            .collect()
+            .await;
+        listed.into_iter().collect()
+    }
+
+    fn options(&self, snapshot: &NodeSnapshot) -> PlanOptions {
+        PlanOptions {
+            guard_share: self.config.guard_share,
+            guard_min: self.config.guard_min,
+            authoritative: snapshot.authoritative,
+        }
+    }
+
+    /// Compute the plan without writing anything (the `plan` command).
+    pub async fn preview(&mut self, snapshot: &NodeSnapshot) -> Result<Plan, PassError> {
+        let ids = self.managed_tables().await?;
+        let nodes = self
+            .targets
+            .resolve(&self.provider, &snapshot.nodes, self.config.discovery_ttl)
+            .await;
+        let tables = self.list(&ids).await?;
+        Ok(planner::plan(
+            &nodes,
+            &self.config.cluster_cidrs,
+            &tables,
+            &self.options(snapshot),
+        ))
+    }
+
+    /// One full pass: observe, plan, write (fenced), verify, report.
+    pub async fn pass(&mut self, snapshot: &NodeSnapshot) -> Result<PassReport, PassError> {
+        let started = Instant::now();
+        let result = self.pass_inner(snapshot, started).await;
+        if let Some(ready) = &self.readiness {
+            ready.cloud_reachable.store(
+                !matches!(result, Err(PassError::Discover(_) | PassError::List(..))),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        }
+        if let Some(m) = &self.metrics {
+            m.observe_reconcile(started.elapsed());
+        }
+        if let Err(e) = &result {
+            tracing::warn!(error = %e, "reconcile pass failed; will retry");
+        }
+        result
+    }
+
+    async fn pass_inner(
+        &mut self,
+        snapshot: &NodeSnapshot,
+        started: Instant,
+    ) -> Result<PassReport, PassError> {
+        let ids = self.managed_tables().await?;
+        let mut nodes = self
+            .targets
+            .resolve(&self.provider, &snapshot.nodes, self.config.discovery_ttl)
+            .await;
+        let may_write =
+            !self.config.dry_run && self.fence.may_mutate(self.config.mutation_budget);
+        let prepared = self.targets.prepare(&self.provider, &mut nodes, may_write).await;
+        let mut tables = self.list(&ids).await?;
+        let options = self.options(snapshot);
+        let plan = planner::plan(&nodes, &self.config.cluster_cidrs, &tables, &options);
+
+        if self.config.dry_run || plan.is_converged() {
+            self.finish(&plan, &[], &nodes).await;
+            return Ok(PassReport {
+                plan,
+                attempted: 0,
+                failed: Vec::new(),
+                fenced: false,
+                prepared,
+                took: started.elapsed(),
+            });
+        }
+
+        let (attempted, failed, fenced) = self.write(&plan).await;
+        for f in &failed {
+            if f.kind == ErrorKind::NotFound
+                && let Some(hop) = next_hop_of(&f.change)
+            {
+                // The interface is gone (instance replaced): look the node up afresh.
+                self.targets.forget_interface(&hop);
+            }
+        }
+
+        // Verify: re-list what we wrote to, and plan again from the cloud's answer.
+        let written: Vec<TableId> = plan
+            .tables
+            .iter()
+            .filter(|t| !t.changes.is_empty())
+            .map(|t| t.table.clone())
+            .collect();
+        let fresh = self.list(&written).await?;
+        for table in fresh {
+            if let Some(slot) = tables.iter_mut().find(|t| t.id == table.id) {
+                *slot = table;
+            }
+        }
+        let verified = planner::plan(&nodes, &self.config.cluster_cidrs, &tables, &options);
+        self.finish(&verified, &failed, &nodes).await;
+        Ok(PassReport {
+            plan: verified,
+            attempted,
+            failed,
+            fenced,
+            prepared,
+            took: started.elapsed(),
+        })
+    }
+
+    /// Send every table's changes, batch by batch, each batch only while the fence allows.
+    async fn write(&self, plan: &Plan) -> (usize, Vec<FailedChange>, bool) {
+        let per_change = self.provider.cloud() == Cloud::Aws;
+        let batch_size = if per_change {
+            self.config.batch_size
+        } else {
+            usize::MAX
+        };
+        let results: Vec<(usize, Vec<FailedChange>, bool)> =
+            futures::stream::iter(plan.tables.iter().filter(|t| !t.changes.is_empty()))
+                .map(|tp| async move {
+                    let mut attempted = 0;
+                    let mut failed = Vec::new();
+                    for batch in tp.changes.chunks(batch_size) {
+                        if !self.fence.may_mutate(self.config.mutation_budget) {
+                            tracing::warn!(table = %tp.table,
+                                "lease cannot cover the next write; stopping mutations");
+                            return (attempted, failed, true);
+                        }
+                        attempted += batch.len();
+                        for outcome in self.provider.apply(&tp.table, batch).await {
+                            if let Err(e) = outcome.result {
+                                tracing::warn!(table = %tp.table, change = ?outcome.change,
+                                    error = %e, "route change failed");
+                                failed.push(FailedChange {
+                                    table: tp.table.clone(),
+                                    change: outcome.change,
+                                    kind: e.kind,
+                                    error: e.to_string(),
+                                });
+                            }
+                        }
+                    }
+                    (attempted, failed, false)
+                })
+                .buffer_unordered(self.config.table_concurrency)
+                .collect()
+                .await;
+        let mut attempted = 0;
+        let mut failed = Vec::new();
+        let mut fenced = false;
+        for (a, f, x) in results {
+            attempted += a;
+            failed.extend(f);
+            fenced |= x;
+        }
+        (attempted, failed, fenced)
+    }
+
+    /// Publish verified statuses (with the reason of any failed change) and metrics.
+    async fn finish(&mut self, plan: &Plan, failed: &[FailedChange], nodes: &[PlanNode]) {
+        for w in &plan.warnings {
+            tracing::warn!("{w}");
+        }
+        let reports = with_failures(&plan.nodes, failed, nodes);
+        if plan.guard_tripped && !self.guard_was_tripped {
+            let note = plan
+                .warnings
+                .iter()
+                .find(|w| w.starts_with("deletion guard"))
+                .cloned()
+                .unwrap_or_else(|| "deletion guard tripped".to_owned());
+            self.sink.deletion_guard_tripped(&note, &reports).await;
+        }
+        self.guard_was_tripped = plan.guard_tripped;
+        if !self.config.dry_run {
+            self.sink.publish(&reports).await;
+        }
+        if let Some(m) = &self.metrics {
+            record_metrics(m, plan);
+        }
+    }
+}
+
+fn next_hop_of(change: &RouteChange) -> Option<String> {
+    match change {
+        RouteChange::Create { next_hop, .. } | RouteChange::Replace { next_hop, .. } => {
+            Some(next_hop.to_string())
+        }
+        RouteChange::Delete { .. } => None,
+    }
+}
+
+/// Attach the cloud's error to every still-pending node whose CIDR a failed change was for,
+/// so the condition and the `FailedToCreateRoute` event say what went wrong and where.
+fn with_failures(
+    reports: &[NodeReport],
+    failed: &[FailedChange],
+    nodes: &[PlanNode],
+) -> Vec<NodeReport> {
+    if failed.is_empty() {
+        return reports.to_vec();
+    }
+    let mut owner: HashMap<IpNet, &str> = HashMap::new();
+    for n in nodes {
+        for cidr in &n.node.pod_cidrs {
+            if let Ok(net) = cidr.trim().parse::<IpNet>() {
+                owner.insert(net.trunc(), n.node.name.as_str());
+            }
+        }
+    }
+    let mut by_node: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for f in failed {
+        if f.change.is_delete() {
+            continue;
+        }
+        if let Some(node) = owner.get(f.change.destination()) {
+            by_node.entry(node).or_default().push(format!(
+                "failed to {} route {} in table {}: {}; retrying",
+                verb(&f.change),
+                f.change.destination(),
+                f.table,
+                f.error
+            ));
+        }
+    }
+    reports
+        .iter()
+        .map(|r| match (&r.status, by_node.get(r.node.as_str())) {
+            (NodeRouteStatus::Pending { .. }, Some(reasons)) => NodeReport {
+                status: NodeRouteStatus::Pending {
+                    reason: reasons.join("; "),
+                },
+                ..r.clone()
+            },
+            _ => r.clone(),
+        })
+        .collect()
+}
+
+fn verb(change: &RouteChange) -> &'static str {
+    match change {
+        RouteChange::Create { .. } => "create",
+        RouteChange::Replace { .. } => "replace",
+        RouteChange::Delete { .. } => "delete",
+    }
+}
+
+fn record_metrics(m: &Metrics, plan: &Plan) {
+    m.routes.clear();
+    m.quota_used.clear();
+    m.quota_limit.clear();
+    for tp in &plan.tables {
+        let table = tp.table.to_string();
+        for (state, n) in [
+            ("desired", tp.desired as i64),
+            ("present", tp.present as i64),
+            ("conflicting", tp.conflicts.len() as i64),
+        ] {
+            m.routes
+                .get_or_create(&TableState {
+                    table: table.clone(),
+                    state: state.to_owned(),
+                })
+                .set(n);
+        }
+        for q in &tp.quota {
+            let key = TableFamily {
+                table: table.clone(),
+                family: match q.family {
+                    Some(cni_cloud_providers::Family::V4) => "ipv4",
+                    Some(cni_cloud_providers::Family::V6) => "ipv6",
+                    None => "all",
+                }
+                .to_owned(),
+            };
+            m.quota_used.get_or_create(&key).set(q.used as i64);
+            m.quota_limit.get_or_create(&key).set(q.limit as i64);
+        }
+    }
+    m.set_node_statuses(&plan.status_counts());
+}
+
+#[cfg(test)]
+mod tests;

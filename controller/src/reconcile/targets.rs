@@ -1,0 +1,164 @@
+//! Node targets: providerID → (instance, interface, addresses), resolved through the cloud
+//! and cached, plus the one-time node preparation (forwarding on the interface).
+//!
+//! Resolution costs cloud reads, so a target is trusted for `ttl` and only unknown or
+//! expired providerIDs are looked up; a steady-state pass resolves nothing.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cni_cloud_providers::{CloudError, CloudProvider, ErrorKind, NodeTarget};
+use tokio::time::Instant;
+
+use crate::cluster::ClusterNode;
+use crate::planner::{PlanNode, TargetError};
+
+struct Cached {
+    target: NodeTarget,
+    resolved_at: Instant,
+}
+
+#[derive(Default)]
+pub struct TargetCache {
+    by_provider_id: HashMap<String, Cached>,
+    /// Interfaces whose forwarding is known to be on.
+    prepared: HashSet<String>,
+}
+
+impl TargetCache {
+    /// Resolve every node's target (cached where fresh). Nodes whose lookup failed come
+    /// back with the failure classified: an answer that cannot change by retrying is
+    /// invalid input, anything else is pending.
+    pub async fn resolve(
+        &mut self,
+        provider: &Arc<dyn CloudProvider>,
+        nodes: &[ClusterNode],
+        ttl: Duration,
+    ) -> Vec<PlanNode> {
+        let now = Instant::now();
+        let wanted: HashSet<&str> = nodes
+            .iter()
+            .filter_map(|n| n.provider_id.as_deref())
+            .collect();
+        // Forget nodes that left, so memory follows the cluster.
+        self.by_provider_id
+            .retain(|id, c| wanted.contains(id.as_str()) && now < c.resolved_at + ttl);
+        let keep: HashSet<&str> = self
+            .by_provider_id
+            .values()
+            .map(|c| c.target.interface_id.as_str())
+            .collect();
+        self.prepared.retain(|i| keep.contains(i.as_str()));
+
+        let mut missing: Vec<String> = wanted
+            .iter()
+            .filter(|id| !id.is_empty() && !self.by_provider_id.contains_key(**id))
+            .map(|id| (*id).to_owned())
+            .collect();
+        missing.sort();
+        let mut failures: HashMap<String, CloudError> = HashMap::new();
+        if !missing.is_empty() {
+            for (id, result) in provider.resolve_nodes(&missing).await {
+                match result {
+                    Ok(target) => {
+                        self.by_provider_id.insert(
+                            id,
+                            Cached {
+                                target,
+                                resolved_at: now,
+                            },
+                        );
+                    }
+                    Err(e) => {
+                        failures.insert(id, e);
+                    }
+                }
+            }
+        }
+
+        nodes
+            .iter()
+            .map(|node| {
+                let target = match node.provider_id.as_deref() {
+                    None | Some("") => Err(TargetError::Invalid(
+                        "the node has no spec.providerID (is the cloud provider's node \
+                         controller running?)"
+                            .to_owned(),
+                    )),
+                    Some(id) => match (self.by_provider_id.get(id), failures.get(id)) {
+                        (Some(c), _) => Ok(c.target.clone()),
+                        (None, Some(e)) => Err(classify(id, e)),
+                        (None, None) => Err(TargetError::Unavailable(format!(
+                            "providerID {id} was not resolved"
+                        ))),
+                    },
+                };
+                PlanNode {
+                    node: node.clone(),
+                    target,
+                }
+            })
+            .collect()
+    }
+
+    /// Turn forwarding on for every resolved interface not yet known to forward. A node
+    /// whose preparation failed is held back (pending) rather than routed to an interface
+    /// that would drop its traffic.
+    pub async fn prepare(
+        &mut self,
+        provider: &Arc<dyn CloudProvider>,
+        nodes: &mut [PlanNode],
+        may_write: bool,
+    ) -> usize {
+        let mut writes = 0;
+        if !may_write {
+            // Dry run or standby: the plan is shown as if preparation will succeed.
+            return writes;
+        }
+        for n in nodes.iter_mut() {
+            let Ok(target) = &n.target else { continue };
+            if !target.cluster_member || self.prepared.contains(&target.interface_id) {
+                continue;
+            }
+            match provider.ensure_forwarding(target).await {
+                Ok(change) => {
+                    if change == cni_cloud_providers::ForwardingChange::Enabled {
+                        writes += 1;
+                        tracing::info!(node = %n.node.name, interface = %target.interface_id,
+                            "enabled forwarding on the node's interface");
+                    }
+                    self.prepared.insert(target.interface_id.clone());
+                }
+                Err(e) => {
+                    tracing::warn!(node = %n.node.name, interface = %target.interface_id,
+                        error = %e, "could not enable forwarding; will retry");
+                    n.target = Err(TargetError::Unavailable(format!(
+                        "failed to enable forwarding on {}: {e}",
+                        target.interface_id
+                    )));
+                }
+            }
+        }
+        writes
+    }
+
+    /// Drop a cached target (its interface turned out not to exist any more).
+    pub fn forget_interface(&mut self, interface_id: &str) {
+        self.by_provider_id
+            .retain(|_, c| c.target.interface_id != interface_id);
+        self.prepared.remove(interface_id);
+    }
+}
+
+fn classify(provider_id: &str, e: &CloudError) -> TargetError {
+    // Only an answer about the id itself is the node's fault; a denied or failed call is
+    // ours, and the node's existing routes must stay while it lasts.
+    let about_the_id = e.kind == ErrorKind::NotFound
+        || (e.kind == ErrorKind::Permanent && e.code.starts_with("Invalid"));
+    if about_the_id {
+        TargetError::Invalid(format!("providerID {provider_id}: {e}"))
+    } else {
+        TargetError::Unavailable(format!("looking up providerID {provider_id} failed: {e}"))
+    }
+}
