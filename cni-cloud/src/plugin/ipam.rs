@@ -292,17 +292,17 @@ impl Locked<'_> {
         Ok(out)
     }
 
-    /// GC's second half: reservations whose owner has no record (and temp files) from a
-    /// crash are removed. Returns how many.
+    /// GC's second half: reservations whose owner has no record, and temp files (in the
+    /// store's directory and both subdirectories), from a crash are removed. Returns how many.
     pub fn sweep_orphans(&self) -> Result<usize> {
         let mut removed = 0;
-        for sub in ["attachments", "ips"] {
+        for sub in ["", "attachments", "ips"] {
             for entry in fs::read_dir(self.store.dir.join(sub)).map_err(io("sweep"))? {
                 let entry = entry.map_err(io("sweep"))?;
                 let name = entry.file_name().to_string_lossy().into_owned();
                 let orphan = if name.starts_with('.') {
                     true // a temp file a crash left before its rename
-                } else if sub == "ips" {
+                } else if sub == "ips" && entry.file_type().is_ok_and(|t| t.is_file()) {
                     match fs::read_to_string(entry.path()) {
                         Ok(owner) => {
                             !self
