@@ -250,11 +250,9 @@ impl Call {
     }
 
     fn env(&self) -> Vec<(&'static str, String)> {
-        let mut v = vec![
-            ("CNI_COMMAND", self.command.clone()),
-            ("CNI_PATH", REFERENCE_DIR.to_string()),
-        ];
+        let mut v = vec![("CNI_PATH", REFERENCE_DIR.to_string())];
         for (k, val) in [
+            ("CNI_COMMAND", &self.command),
             ("CNI_CONTAINERID", &self.container_id),
             ("CNI_IFNAME", &self.ifname),
             ("CNI_NETNS", &self.netns),
