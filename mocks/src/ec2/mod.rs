@@ -183,20 +183,21 @@ impl Shared {
 }
 
 /// Command-line options of `cni-cloud-mocks ec2`.
-///
-/// The seed file is JSON: `{"vpcs": [{"id", "cidr", "ipv6_cidr"?}], "route_tables":
-/// [{"id", "vpc_id", "tags": {k: v}, "routes": [{"destination", "target": {"type":
-/// "network_interface"|"instance"|"gateway"|"nat_gateway"|"vpc_peering_connection"|
-/// "transit_gateway", "id"}, "origin"?}]}], "instances": [{"id", "availability_zone"?,
-/// "tags", "terminated"?, "network_interfaces": [{"id", "device_index", "private_ip",
-/// "ipv6"?, "source_dest_check"?}]}]}`. See mocks/README.md.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
     /// JSON seed file with VPCs, route tables and instances.
-    #[arg(long)]
+    ///
+    /// Format: {"vpcs": [{"id", "cidr", "ipv6_cidr"?}], "route_tables": [{"id", "vpc_id",
+    /// "tags": {k: v}, "routes": [{"destination", "target": {"type":
+    /// "network_interface"|"instance"|"gateway"|"nat_gateway"|"vpc_peering_connection"|
+    /// "transit_gateway", "id"}, "origin"?}]}], "instances": [{"id", "availability_zone"?,
+    /// "tags", "terminated"?, "network_interfaces": [{"id", "device_index", "private_ip",
+    /// "ipv6"?, "source_dest_check"?}]}]}. The VPC's local routes are added to every table.
+    /// See mocks/README.md.
+    #[arg(long, verbatim_doc_comment)]
     pub seed: Option<PathBuf>,
     /// Routes per table per address family.
     #[arg(long, default_value_t = 50)]

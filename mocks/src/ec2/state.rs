@@ -450,11 +450,13 @@ impl World {
             .iter_mut()
             .find(|r| r.destination == w.destination)
             .ok_or_else(|| {
+                // Not InvalidRoute.NotFound (that is DeleteRoute's answer): EC2 answers a
+                // replace of a missing route with InvalidParameterValue, as moto does.
                 ApiError::client(
-                    "InvalidRoute.NotFound",
+                    "InvalidParameterValue",
                     format!(
-                        "no route with destination-cidr-block {} in route table {}",
-                        w.destination, w.table
+                        "There is no route defined for '{}' in the route table. Use CreateRoute instead.",
+                        w.destination
                     ),
                 )
             })?;

@@ -290,8 +290,17 @@ impl AwsProvider {
             .await;
         match result {
             // The route vanished since the plan: the desired end state is a route to `eni`.
+            // EC2 says so with InvalidParameterValue ("There is no route defined for … Use
+            // CreateRoute instead"), which also covers malformed requests: only a read that
+            // shows the route gone turns it into a create.
             Err(e) if e.code == "InvalidRoute.NotFound" => {
                 self.create(table, destination, eni).await
+            }
+            Err(e) if e.code == "InvalidParameterValue" => {
+                match self.current_target(table, destination).await? {
+                    None => self.create(table, destination, eni).await,
+                    Some(_) => Err(e),
+                }
             }
             other => other,
         }
