@@ -1,6 +1,7 @@
 //! cni-cloud-controller: keeps every Node's PodCIDRs routed in the cloud's route tables.
 
 pub mod cluster;
+pub mod commands;
 pub mod kube;
 pub mod planner;
 pub mod reconcile;

@@ -128,7 +128,10 @@ pub mod fake {
                     let mut tables = self.tables.lock().unwrap();
                     let t = tables.get_mut(table).expect("known table");
                     apply_changes(t, std::slice::from_ref(c));
-                    self.applied.lock().unwrap().push((table.clone(), c.clone()));
+                    self.applied
+                        .lock()
+                        .unwrap()
+                        .push((table.clone(), c.clone()));
                     Ok(())
                 };
                 out.push(ChangeOutcome {

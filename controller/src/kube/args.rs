@@ -48,7 +48,7 @@ pub struct KubeArgs {
     #[arg(long, env = "CNI_CLOUD_LEASE_NAMESPACE", default_value = "cni-cloud")]
     pub lease_namespace: String,
     /// This replica's identity in the Lease (defaults to the pod name / hostname).
-    #[arg(long, env = "POD_NAME")]
+    #[arg(long, env = "CNI_CLOUD_POD_NAME")]
     pub identity: Option<String>,
     /// How long a leader's claim lasts without renewal.
     #[arg(long, env = "CNI_CLOUD_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
@@ -60,7 +60,7 @@ pub struct KubeArgs {
     #[arg(long, env = "CNI_CLOUD_RETRY_PERIOD", default_value = "2s", value_parser = parse_duration)]
     pub retry_period: Duration,
     /// Where /metrics, /healthz and /readyz are served.
-    #[arg(long, env = "CNI_CLOUD_METRICS_ADDR", default_value = "0.0.0.0:9090")]
+    #[arg(long, env = "CNI_CLOUD_METRICS_ADDR", default_value = "0.0.0.0:9965")]
     pub metrics_addr: SocketAddr,
     /// Quiet period that groups bursts of Node changes into one reconcile.
     #[arg(long, env = "CNI_CLOUD_NODE_DEBOUNCE", default_value = "500ms", value_parser = parse_duration)]

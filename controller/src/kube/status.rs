@@ -199,7 +199,6 @@ impl KubeStatusWriter {
             tracing::warn!(node, reason, error = %e, "could not publish event");
         }
     }
-
 }
 
 #[async_trait]

@@ -55,6 +55,8 @@ impl DriveTiming {
 pub struct PassSummary {
     /// Passes run so far.
     pub passes: u64,
+    /// The node snapshot the pass worked from.
+    pub snapshot: Option<SharedSnapshot>,
     pub report: Option<Arc<PassReport>>,
     pub error: Option<String>,
 }
@@ -123,6 +125,7 @@ pub async fn drive(
                 }
                 PassSummary {
                     passes,
+                    snapshot: Some(snapshot.clone()),
                     report: Some(Arc::new(report)),
                     error: None,
                 }
@@ -132,6 +135,7 @@ pub async fn drive(
                 due = Instant::now() + timing.backoff(failures);
                 PassSummary {
                     passes,
+                    snapshot: Some(snapshot.clone()),
                     report: None,
                     error: Some(e.to_string()),
                 }

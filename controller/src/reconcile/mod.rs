@@ -18,7 +18,9 @@ use ipnet::IpNet;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use cni_cloud_providers::{Cloud, CloudError, CloudProvider, ErrorKind, RouteChange, RouteTable, TableId};
+use cni_cloud_providers::{
+    Cloud, CloudError, CloudProvider, ErrorKind, RouteChange, RouteTable, TableId,
+};
 
 use crate::cluster::{Fence, NodeReport, NodeRouteStatus, NodeSnapshot, StatusSink};
 use crate::kube::metrics::{Metrics, Readiness, TableFamily, TableState};
@@ -263,9 +265,11 @@ impl Reconciler {
             .targets
             .resolve(&self.provider, &snapshot.nodes, self.config.discovery_ttl)
             .await;
-        let may_write =
-            !self.config.dry_run && self.fence.may_mutate(self.config.mutation_budget);
-        let prepared = self.targets.prepare(&self.provider, &mut nodes, may_write).await;
+        let may_write = !self.config.dry_run && self.fence.may_mutate(self.config.mutation_budget);
+        let prepared = self
+            .targets
+            .prepare(&self.provider, &mut nodes, may_write)
+            .await;
         let mut tables = self.list(&ids).await?;
         let options = self.options(snapshot);
         let plan = planner::plan(&nodes, &self.config.cluster_cidrs, &tables, &options);

@@ -8,11 +8,15 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cni_cloud_providers::{CloudError, CloudProvider, ErrorKind, NodeTarget};
+use cni_cloud_providers::{CloudError, CloudProvider, ErrorKind, ForwardingChange, NodeTarget};
+use futures::StreamExt;
 use tokio::time::Instant;
 
 use crate::cluster::ClusterNode;
 use crate::planner::{PlanNode, TargetError};
+
+/// Node preparations in flight at once.
+const PREPARE_CONCURRENCY: usize = 16;
 
 struct Cached {
     target: NodeTarget,
@@ -116,14 +120,31 @@ impl TargetCache {
             // Dry run or standby: the plan is shown as if preparation will succeed.
             return writes;
         }
-        for n in nodes.iter_mut() {
-            let Ok(target) = &n.target else { continue };
-            if !target.cluster_member || self.prepared.contains(&target.interface_id) {
-                continue;
-            }
-            match provider.ensure_forwarding(target).await {
+        let todo: Vec<(usize, NodeTarget)> = nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| match &n.target {
+                Ok(t) if t.cluster_member && !self.prepared.contains(&t.interface_id) => {
+                    Some((i, t.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        // Concurrent, like the rest of the provider's calls: its pacer keeps the rate.
+        let results: Vec<(usize, NodeTarget, Result<ForwardingChange, CloudError>)> =
+            futures::stream::iter(todo)
+                .map(|(i, t)| async move {
+                    let r = provider.ensure_forwarding(&t).await;
+                    (i, t, r)
+                })
+                .buffer_unordered(PREPARE_CONCURRENCY)
+                .collect()
+                .await;
+        for (i, target, result) in results {
+            let n = &mut nodes[i];
+            match result {
                 Ok(change) => {
-                    if change == cni_cloud_providers::ForwardingChange::Enabled {
+                    if change == ForwardingChange::Enabled {
                         writes += 1;
                         tracing::info!(node = %n.node.name, interface = %target.interface_id,
                             "enabled forwarding on the node's interface");

@@ -133,7 +133,12 @@ async fn converges_verifies_and_then_resyncs_without_writes() {
     assert_eq!(c.lists.load(Ordering::Relaxed) - lists, 2);
     assert_eq!(c.resolves.load(Ordering::Relaxed), resolves);
     // The foreign default route is still there, untouched.
-    assert!(c.table("rtb-a").routes.iter().any(|r| r.next_hop == NextHop::Other("igw-1".into())));
+    assert!(
+        c.table("rtb-a")
+            .routes
+            .iter()
+            .any(|r| r.next_hop == NextHop::Other("igw-1".into()))
+    );
 }
 
 #[tokio::test]
@@ -204,7 +209,10 @@ async fn a_failed_create_is_reported_and_retried() {
     match &failed_node.status {
         NodeRouteStatus::Pending { reason } => {
             assert!(reason.contains("failed to create route"), "{reason}");
-            assert!(reason.contains("rtb-a") && reason.contains("InternalError"), "{reason}");
+            assert!(
+                reason.contains("rtb-a") && reason.contains("InternalError"),
+                "{reason}"
+            );
         }
         other => panic!("expected pending, got {other:?}"),
     }
@@ -278,6 +286,12 @@ async fn unknown_provider_ids_are_invalid_and_touch_nothing_else() {
     let report = r.pass(&snap).await.unwrap();
     assert!(report.converged());
     assert_eq!(c.mutations(), 2);
-    assert!(matches!(status_of(&sink, "node-0040"), NodeRouteStatus::InvalidInput { .. }));
-    assert!(matches!(status_of(&sink, "node-0041"), NodeRouteStatus::InvalidInput { .. }));
+    assert!(matches!(
+        status_of(&sink, "node-0040"),
+        NodeRouteStatus::InvalidInput { .. }
+    ));
+    assert!(matches!(
+        status_of(&sink, "node-0041"),
+        NodeRouteStatus::InvalidInput { .. }
+    ));
 }

@@ -100,6 +100,8 @@ pub struct World {
     operations: HashMap<String, Operation>,
     lro_wall: Duration,
     fault_rate: f64,
+    /// Operations failed by `fault_rate` (not the scripted ones).
+    faults_injected: u64,
     fail_next: u32,
     cancel_next: u32,
     /// Per table: how many upcoming PUTs find that another writer got in first.
@@ -165,6 +167,7 @@ impl World {
             operations: HashMap::new(),
             lro_wall,
             fault_rate,
+            faults_injected: 0,
             fail_next: 0,
             cancel_next: 0,
             interlopers: HashMap::new(),
@@ -306,6 +309,11 @@ impl World {
         self.get(table_id)
             .and_then(|t| t["properties"]["routes"].as_array().cloned())
             .unwrap_or_default()
+    }
+
+    /// Long-running operations the random fault rate made fail so far.
+    pub fn faults_injected(&self) -> u64 {
+        self.faults_injected
     }
 
     /// Make the next `n` long-running operations end `Failed`.
@@ -454,6 +462,7 @@ impl World {
             self.fail_next -= 1;
             OpStatus::Failed
         } else if self.fault_rate > 0.0 && rand::random::<f64>() < self.fault_rate {
+            self.faults_injected += 1;
             OpStatus::Failed
         } else {
             OpStatus::Succeeded

@@ -1,0 +1,12 @@
+//! The subcommands of `cni-cloud-controller`.
+
+pub mod cloud;
+pub mod plan;
+pub mod run;
+pub mod simulate;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}

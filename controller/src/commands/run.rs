@@ -1,0 +1,207 @@
+//! `cni-cloud-controller run`: the controller itself. Watches Nodes, elects a leader on a
+//! Lease, and while leading keeps the route tables right; standby replicas keep their
+//! caches warm and take over as soon as the lease is free.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::Context;
+use k8s_openapi::api::coordination::v1::Lease;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::cluster::{
+    AlwaysLeader, ClusterNode, NodeReport, NodeSnapshot, SharedSnapshot, StatusSink,
+};
+use crate::commands::cloud::CloudArgs;
+use crate::kube::args::{KubeArgs, parse_duration};
+use crate::kube::lease::LeaseElector;
+use crate::kube::metrics::{self, Metrics, Readiness};
+use crate::kube::{nodes, runtime, status};
+use crate::planner::status_name;
+use crate::reconcile::{DriveTiming, PassSummary, Reconciler, drive};
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub cloud: CloudArgs,
+    #[command(flatten)]
+    pub kube: KubeArgs,
+    /// Drift check: re-list every table this often even when nothing changed.
+    #[arg(long, env = "CNI_CLOUD_RESYNC", default_value = "60s", value_parser = parse_duration)]
+    pub resync: Duration,
+    /// Plan and report, never write to the cloud or to Nodes.
+    #[arg(long, env = "CNI_CLOUD_DRY_RUN")]
+    pub dry_run: bool,
+    /// Take the nodes from this JSON file (a list of {name, uid, created_unix,
+    /// provider_id, pod_cidrs, internal_ips}) instead of the Kubernetes API, and run
+    /// without election: for manual runs against the mock clouds.
+    #[arg(long, env = "CNI_CLOUD_NODES_FILE")]
+    pub nodes_file: Option<PathBuf>,
+}
+
+pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    runtime::init_logging(args.kube.log_format);
+    let timing = args.kube.lease_timing().map_err(anyhow::Error::msg)?;
+    let config = args.cloud.reconciler_config(args.dry_run)?;
+    if args.resync.is_zero() {
+        anyhow::bail!("--resync must be greater than zero");
+    }
+    let drive_timing = DriveTiming {
+        resync: args.resync,
+        ..DriveTiming::default()
+    };
+    let shutdown = runtime::shutdown_on_signal();
+    let provider = args
+        .cloud
+        .provider()
+        .await
+        .context("setting up the cloud provider")?;
+    let metrics = Arc::new(Metrics::new());
+    metrics.track_api_counters(provider.clone());
+    let ready = Readiness::default();
+
+    if let Some(path) = &args.nodes_file {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let nodes: Vec<ClusterNode> = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a JSON list of nodes", path.display()))?;
+        let (_snap_tx, snap_rx) = watch::channel(Arc::new(NodeSnapshot {
+            nodes,
+            authoritative: true,
+        }));
+        let (_leader_tx, leader_rx) = watch::channel(true);
+        ready.caches_synced.store(true, Ordering::Relaxed);
+        ready.leader.store(true, Ordering::Relaxed);
+        metrics.leader.set(1);
+        let bound = metrics::serve(
+            args.kube.metrics_addr,
+            metrics.clone(),
+            ready.clone(),
+            shutdown.clone(),
+        )
+        .await
+        .with_context(|| format!("serving metrics on {}", args.kube.metrics_addr))?;
+        tracing::info!(%bound, "serving /metrics, /healthz, /readyz");
+        let mut reconciler =
+            Reconciler::new(provider, config, Arc::new(AlwaysLeader), Arc::new(LogSink))
+                .with_metrics(metrics, ready);
+        let (tx, _rx) = watch::channel(PassSummary {
+            passes: 0,
+            snapshot: None,
+            report: None,
+            error: None,
+        });
+        drive(
+            &mut reconciler,
+            snap_rx,
+            leader_rx,
+            drive_timing,
+            shutdown,
+            tx,
+        )
+        .await;
+        return Ok(());
+    }
+
+    let client = runtime::client(args.kube.kubeconfig.as_deref()).await?;
+    let identity = args.kube.identity();
+    let bound = metrics::serve(
+        args.kube.metrics_addr,
+        metrics.clone(),
+        ready.clone(),
+        shutdown.clone(),
+    )
+    .await
+    .with_context(|| format!("serving metrics on {}", args.kube.metrics_addr))?;
+    tracing::info!(%bound, %identity, "serving /metrics, /healthz, /readyz");
+
+    let watch = nodes::start(client.clone(), args.kube.node_debounce, shutdown.clone());
+    {
+        let mut synced = watch.synced.clone();
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            r = synced.wait_for(|s| *s) => { r.context("node watch ended before its first list")?; }
+        }
+    }
+    ready.caches_synced.store(true, Ordering::Relaxed);
+    tracing::info!("node cache synced");
+
+    let elector = LeaseElector::new(
+        kube::Api::<Lease>::namespaced(client.clone(), &args.kube.lease_namespace),
+        &args.kube.lease_name,
+        &identity,
+        timing,
+    );
+    let fence = Arc::new(elector.fence());
+    let leader_rx = elector.subscribe();
+    let elector_stop = CancellationToken::new();
+    let elector_task = tokio::spawn(elector.run(elector_stop.clone()));
+    {
+        // Mirror leadership into /readyz and the leader gauge.
+        let mut rx = leader_rx.clone();
+        let (ready, metrics, stop) = (ready.clone(), metrics.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            loop {
+                let leading = *rx.borrow_and_update();
+                ready.leader.store(leading, Ordering::Relaxed);
+                metrics.leader.set(i64::from(leading));
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    r = rx.changed() => if r.is_err() { return },
+                }
+            }
+        });
+    }
+
+    let sink: Arc<dyn StatusSink> = if args.dry_run {
+        Arc::new(LogSink)
+    } else {
+        Arc::new(status::KubeStatusWriter::new(
+            client.clone(),
+            watch.store.clone(),
+            &identity,
+        ))
+    };
+    let mut reconciler =
+        Reconciler::new(provider, config, fence, sink).with_metrics(metrics, ready);
+    let (tx, _rx) = watch::channel(PassSummary {
+        passes: 0,
+        snapshot: None,
+        report: None,
+        error: None,
+    });
+    let snapshots: watch::Receiver<SharedSnapshot> = watch.snapshots.clone();
+    drive(
+        &mut reconciler,
+        snapshots,
+        leader_rx,
+        drive_timing,
+        shutdown.clone(),
+        tx,
+    )
+    .await;
+
+    // SIGTERM: the pass in flight was dropped by `drive`; give the lease up so the standby
+    // takes over at once instead of after the lease duration.
+    elector_stop.cancel();
+    let _ = elector_task.await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Logs status transitions (dry runs and `--nodes-file` runs have no Nodes to write to).
+struct LogSink;
+
+#[async_trait::async_trait]
+impl StatusSink for LogSink {
+    async fn publish(&self, reports: &[NodeReport]) {
+        for r in reports.iter().filter(|r| !r.status.is_routed()) {
+            tracing::info!(node = %r.node, status = status_name(&r.status), detail = ?r.status, "node not routed");
+        }
+        let routed = reports.iter().filter(|r| r.status.is_routed()).count();
+        tracing::info!(routed, total = reports.len(), "node route status");
+    }
+}

@@ -1,0 +1,302 @@
+//! The AWS side of `simulate`: the mock EC2 in-process, a VPC with one tagged route table
+//! per zone, one instance per node, foreign routes, and the real AWS provider.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+
+use cni_cloud_mocks::common::RunningServer;
+use cni_cloud_mocks::ec2::{Ec2Config, Ec2Mock, Eni, Instance, Origin, Seed, Target, Vpc};
+use cni_cloud_providers::CloudProvider;
+use cni_cloud_providers::aws::{AwsConfig, AwsProvider, StaticCredentials};
+use cni_cloud_providers::pacing::{EC2_MUTATING, PacingConfig};
+use cni_cloud_providers::retry::RetryPolicy;
+
+use super::SimulateArgs;
+use super::cluster::{Capacity, SimCluster, SimNode};
+use super::report::Inspection;
+
+const CLUSTER: &str = "sim";
+const VPC: &str = "vpc-0c0ffee0000000001";
+const MUTATING: &[&str] = &[
+    "CreateRoute",
+    "ReplaceRoute",
+    "DeleteRoute",
+    "ModifyNetworkInterfaceAttribute",
+];
+
+pub struct AwsSim {
+    pub mock: Ec2Mock,
+    _server: RunningServer,
+    pub provider: Arc<dyn CloudProvider>,
+    tables: Vec<String>,
+    /// (table, destination) → target of every foreign route, as seeded.
+    foreign: BTreeMap<(String, IpNet), Target>,
+    route_limit: u64,
+    time_scale: f64,
+    seed: u64,
+    dual_stack: bool,
+}
+
+fn instance_id(slot: u32, generation: u32) -> String {
+    format!("i-0{generation:02x}{slot:014x}")
+}
+
+fn eni_id(slot: u32, generation: u32) -> String {
+    format!("eni-0{generation:02x}{slot:014x}")
+}
+
+fn cluster_tags() -> BTreeMap<String, String> {
+    BTreeMap::from([(
+        format!("kubernetes.io/cluster/{CLUSTER}"),
+        "owned".to_owned(),
+    )])
+}
+
+fn instance_of(n: &SimNode) -> Instance {
+    Instance {
+        id: n.instance_id.clone(),
+        availability_zone: "us-east-1a".into(),
+        tags: cluster_tags(),
+        terminated: false,
+        network_interfaces: vec![Eni {
+            id: n.interface_id.clone(),
+            device_index: 0,
+            private_ip: n.ipv4,
+            ipv6: n.ipv6,
+            source_dest_check: !n.forwarding,
+        }],
+    }
+}
+
+fn fill_ids(n: &mut SimNode) {
+    n.instance_id = instance_id(n.slot, n.generation);
+    n.interface_id = eni_id(n.slot, n.generation);
+    n.node.provider_id = Some(format!("aws:///us-east-1a/{}", n.instance_id));
+}
+
+impl AwsSim {
+    pub async fn start(args: &SimulateArgs, cluster: &mut SimCluster) -> anyhow::Result<AwsSim> {
+        let route_limit = args.route_limit.unwrap_or(1000);
+        let scale = args.time_scale;
+        let config = Ec2Config {
+            route_limit: route_limit as usize,
+            throttle: true,
+            time_scale: scale,
+            latency: Duration::from_millis(args.latency_ms).div_f64(scale),
+            fault_rate: args.faults,
+            describe_lag: Duration::ZERO,
+        };
+        let mock = Ec2Mock::new(config, Seed::default()).map_err(anyhow::Error::msg)?;
+        let tables: Vec<String> = (0..args.tables).map(|t| format!("rtb-0{t:016x}")).collect();
+        let mut foreign = BTreeMap::new();
+        mock.with_world(|w| -> anyhow::Result<()> {
+            w.vpcs.insert(
+                VPC.into(),
+                Vpc {
+                    id: VPC.into(),
+                    cidr: "10.0.0.0/8".parse().expect("constant"),
+                    ipv6_cidr: args
+                        .dual_stack
+                        .then(|| "2600:1f18:1234:5600::/56".parse().expect("constant")),
+                },
+            );
+            for (i, t) in tables.iter().enumerate() {
+                let mut tags = cluster_tags();
+                tags.insert("Name".into(), format!("sim-zone-{i}"));
+                w.add_table(t, VPC, tags).map_err(anyhow::Error::msg)?;
+            }
+            // An instance of another cluster, whose routes are foreign to us.
+            w.add_instance(Instance {
+                id: "i-0ther000000000001".into(),
+                availability_zone: "us-east-1a".into(),
+                tags: BTreeMap::from([("kubernetes.io/cluster/other".into(), "owned".into())]),
+                terminated: false,
+                network_interfaces: vec![Eni {
+                    id: "eni-0ther000000000001".into(),
+                    device_index: 0,
+                    private_ip: Ipv4Addr::new(10, 255, 255, 4),
+                    ipv6: None,
+                    source_dest_check: false,
+                }],
+            })
+            .map_err(anyhow::Error::msg)?;
+            for k in 0..args.foreign_routes {
+                let table = &tables[k as usize % tables.len()];
+                let destination: IpNet = format!("192.168.{}.{}/32", k / 250, k % 250)
+                    .parse()
+                    .expect("valid");
+                let target = match k % 5 {
+                    0 => Target::Gateway("igw-0c0ffee000000001".into()),
+                    1 => Target::NatGateway("nat-0c0ffee000000001".into()),
+                    2 => Target::VpcPeeringConnection("pcx-0c0ffee000000001".into()),
+                    3 => Target::TransitGateway("tgw-0c0ffee000000001".into()),
+                    _ => Target::NetworkInterface("eni-0ther000000000001".into()),
+                };
+                w.insert_route(
+                    table,
+                    destination,
+                    target.clone(),
+                    Origin::CreateRoute,
+                    Instant::now(),
+                )
+                .map_err(anyhow::Error::msg)?;
+                foreign.insert((table.clone(), destination), target);
+            }
+            for n in cluster.nodes.iter_mut() {
+                fill_ids(n);
+                w.add_instance(instance_of(n)).map_err(anyhow::Error::msg)?;
+            }
+            Ok(())
+        })?;
+        let server = mock
+            .clone()
+            .start("127.0.0.1:0".parse().expect("constant"))
+            .await?;
+        let mut config = AwsConfig::new(CLUSTER, "us-east-1");
+        config.endpoint = Some(server.url());
+        config.credentials = Some(StaticCredentials {
+            access_key_id: "AKIDSIMULATE".into(),
+            secret_access_key: "simulate".into(),
+        });
+        config.route_limit = route_limit;
+        config.pacing = PacingConfig {
+            share: 1.0,
+            time_scale: scale,
+        };
+        config.retry = RetryPolicy::default().scaled(scale);
+        config.call_timeout = Duration::from_secs_f64((30.0 / scale).max(2.0));
+        let provider = AwsProvider::new(config).await?;
+        Ok(AwsSim {
+            mock,
+            _server: server,
+            provider: Arc::new(provider),
+            tables,
+            foreign,
+            route_limit: u64::from(route_limit),
+            time_scale: scale,
+            seed: args.seed,
+            dual_stack: args.dual_stack,
+        })
+    }
+
+    pub fn inspect(&self, cluster: &SimCluster) -> Inspection {
+        self.mock.with_world(|w| {
+            let mut out = Inspection {
+                foreign_routes: self.foreign.len() as u64,
+                ..Inspection::default()
+            };
+            let mut blocked = BTreeSet::new();
+            let node_cidrs: BTreeSet<IpNet> =
+                cluster.nodes.iter().flat_map(|n| n.cidrs()).collect();
+            for id in &self.tables {
+                let Some(table) = w.tables.get(id) else {
+                    continue;
+                };
+                // Everything that is not a node route takes room: local, foreign.
+                let others = |v6: bool| {
+                    table
+                        .routes
+                        .iter()
+                        .filter(|r| matches!(r.destination, IpNet::V6(_)) == v6)
+                        .filter(|r| !node_cidrs.contains(&r.destination))
+                        .count() as u64
+                };
+                let capacity = Capacity::PerFamily {
+                    v4: self.route_limit.saturating_sub(others(false)),
+                    v6: self.route_limit.saturating_sub(others(true)),
+                };
+                let existing: BTreeSet<IpNet> =
+                    table.routes.iter().map(|r| r.destination).collect();
+                let (expected, table_blocked) = cluster.expected(capacity, &existing);
+                blocked.extend(table_blocked);
+                out.routes_expected += expected.len() as u64;
+                for r in &table.routes {
+                    let view = w.view(r);
+                    if let Some(eni) = expected.get(&r.destination) {
+                        if view.target == Target::NetworkInterface(eni.clone()) && !view.blackhole {
+                            out.routes_present += 1;
+                        } else {
+                            out.routes_wrong += 1;
+                        }
+                    } else if node_cidrs.contains(&r.destination)
+                        && (view.blackhole
+                            || !matches!(&view.target, Target::NetworkInterface(e)
+                                if cluster.nodes.iter().any(|n| &n.interface_id == e)))
+                    {
+                        out.routes_wrong += 1;
+                    }
+                }
+                for ((t, dest), target) in &self.foreign {
+                    if t == id
+                        && !table
+                            .routes
+                            .iter()
+                            .any(|r| r.destination == *dest && r.target == *target)
+                    {
+                        out.foreign_routes_touched += 1;
+                    }
+                }
+            }
+            out.quota_blocked_nodes = blocked.len() as u64;
+            out
+        })
+    }
+
+    pub fn api_calls(&self) -> BTreeMap<String, u64> {
+        self.mock
+            .stats()
+            .snapshot()
+            .into_iter()
+            .map(|(action, outcomes)| (action, outcomes.values().sum()))
+            .collect()
+    }
+
+    pub fn mutating_calls(&self) -> u64 {
+        let calls = self.api_calls();
+        MUTATING
+            .iter()
+            .map(|a| calls.get(*a).copied().unwrap_or(0))
+            .sum()
+    }
+
+    pub fn list_calls(&self) -> u64 {
+        self.api_calls()
+            .get("DescribeRouteTables")
+            .copied()
+            .unwrap_or(0)
+    }
+
+    pub fn throttled(&self) -> u64 {
+        self.mock.stats().total("throttled")
+    }
+
+    pub fn faults_injected(&self) -> u64 {
+        self.mock.faults_injected()
+    }
+
+    /// EC2's mutating bucket: the burst is free, the rest comes at the refill rate.
+    pub fn floor_seconds(&self, writes: u64) -> f64 {
+        let beyond = writes.saturating_sub(u64::from(EC2_MUTATING.burst));
+        beyond as f64 / (EC2_MUTATING.per_second * self.time_scale)
+    }
+
+    pub fn churn(&mut self, cluster: &SimCluster, victims: &[usize]) -> SimCluster {
+        let mut next = cluster.clone();
+        self.mock.with_world(|w| {
+            for &i in victims {
+                let old = &cluster.nodes[i];
+                w.terminate(&old.instance_id);
+                let mut n =
+                    SimCluster::node(self.seed, old.slot, old.generation + 1, self.dual_stack);
+                fill_ids(&mut n);
+                w.add_instance(instance_of(&n)).expect("fresh instance id");
+                next.nodes[i] = n;
+            }
+        });
+        next
+    }
+}

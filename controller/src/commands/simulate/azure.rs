@@ -1,0 +1,268 @@
+//! The Azure side of `simulate`: the mock ARM in-process, route tables with foreign
+//! routes, one VM + NIC per node, and the real Azure provider (one PUT per table per pass).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde_json::{Value, json};
+
+use cni_cloud_mocks::arm::{ArmConfig, ArmMock, NicSpec};
+use cni_cloud_mocks::common::RunningServer;
+use cni_cloud_providers::CloudProvider;
+use cni_cloud_providers::azure::credential::StaticToken;
+use cni_cloud_providers::azure::{AzureConfig, AzureProvider};
+use cni_cloud_providers::pacing::PacingConfig;
+use cni_cloud_providers::retry::RetryPolicy;
+
+use super::SimulateArgs;
+use super::cluster::{Capacity, SimCluster, SimNode};
+use super::report::Inspection;
+
+const SUBSCRIPTION: &str = "00000000-0000-0000-0000-00000000c0de";
+const GROUP: &str = "sim-rg";
+const LOCATION: &str = "westeurope";
+const PREFIX: &str = "sim";
+
+pub struct AzureSim {
+    pub mock: Arc<ArmMock>,
+    _server: RunningServer,
+    pub provider: Arc<dyn CloudProvider>,
+    tables: Vec<String>,
+    /// table id → foreign route JSON as seeded (must stay byte-for-byte).
+    foreign: BTreeMap<String, Vec<Value>>,
+    route_limit: u64,
+    lro: Duration,
+    time_scale: f64,
+    seed: u64,
+    dual_stack: bool,
+}
+
+fn nic(n: &SimNode) -> NicSpec {
+    NicSpec {
+        ipv4: n.ipv4,
+        ipv6: n.ipv6,
+        ip_forwarding: n.forwarding,
+    }
+}
+
+fn vm_name(n: &SimNode) -> String {
+    format!("sim-vm-{:05}-g{}", n.slot, n.generation)
+}
+
+impl AzureSim {
+    pub async fn start(args: &SimulateArgs, cluster: &mut SimCluster) -> anyhow::Result<AzureSim> {
+        let route_limit = args.route_limit.unwrap_or(400);
+        let scale = args.time_scale;
+        let config = ArmConfig {
+            time_scale: scale,
+            latency: Duration::from_millis(args.latency_ms).div_f64(scale),
+            fault_rate: args.faults,
+            route_limit: route_limit as usize,
+            ..ArmConfig::default()
+        };
+        let lro = config.lro_duration;
+        let mock = ArmMock::new(config).map_err(anyhow::Error::msg)?;
+        let mut tables = Vec::new();
+        let mut foreign = BTreeMap::new();
+        {
+            let mut w = mock.world();
+            for t in 0..args.tables {
+                let routes: Vec<Value> = (0..args.foreign_routes)
+                    .filter(|k| k % args.tables == t)
+                    .map(|k| foreign_route(k))
+                    .collect();
+                let id = w.add_route_table(
+                    SUBSCRIPTION,
+                    GROUP,
+                    &format!("sim-nodes-{t}"),
+                    LOCATION,
+                    routes,
+                );
+                foreign.insert(id.clone(), w.routes(&id));
+                tables.push(id);
+            }
+            for n in cluster.nodes.iter_mut() {
+                let ids = w.add_vm(SUBSCRIPTION, GROUP, &vm_name(n), LOCATION, nic(n));
+                n.instance_id = ids.vm_id;
+                n.interface_id = ids.nic_id;
+                n.node.provider_id = Some(ids.provider_id);
+            }
+        }
+        let server = mock.serve("127.0.0.1:0".parse().expect("constant")).await?;
+        let mut config = AzureConfig::new(SUBSCRIPTION, tables.clone(), PREFIX);
+        config.endpoint = server.url();
+        config.route_limit = route_limit;
+        config.pacing = PacingConfig {
+            share: 1.0,
+            time_scale: scale,
+        };
+        config.retry = RetryPolicy::default().scaled(scale);
+        config.request_timeout = Duration::from_secs_f64((30.0 / scale).max(2.0));
+        config.lro_timeout = Duration::from_secs_f64(600.0 / scale);
+        let provider = AzureProvider::new(config, Arc::new(StaticToken::new("simulate")))?;
+        Ok(AzureSim {
+            mock,
+            _server: server,
+            provider: Arc::new(provider),
+            tables,
+            foreign,
+            route_limit: u64::from(route_limit),
+            lro,
+            time_scale: scale,
+            seed: args.seed,
+            dual_stack: args.dual_stack,
+        })
+    }
+
+    pub fn inspect(&self, cluster: &SimCluster) -> Inspection {
+        let w = self.mock.world();
+        let mut out = Inspection {
+            foreign_routes: self.foreign.values().map(|v| v.len() as u64).sum(),
+            ..Inspection::default()
+        };
+        let node_ip: BTreeMap<&str, (Option<IpAddr>, Option<IpAddr>)> = cluster
+            .nodes
+            .iter()
+            .map(|n| {
+                (
+                    n.interface_id.as_str(),
+                    (Some(IpAddr::V4(n.ipv4)), n.ipv6.map(IpAddr::V6)),
+                )
+            })
+            .collect();
+        let node_cidrs: BTreeSet<IpNet> = cluster.nodes.iter().flat_map(|n| n.cidrs()).collect();
+        let mut blocked = BTreeSet::new();
+        for id in &self.tables {
+            let routes = w.routes(id);
+            let foreign = &self.foreign[id];
+            let capacity = Capacity::Shared(self.route_limit.saturating_sub(foreign.len() as u64));
+            let existing: BTreeSet<IpNet> = routes
+                .iter()
+                .filter_map(|r| r["properties"]["addressPrefix"].as_str()?.parse().ok())
+                .collect();
+            let (expected, table_blocked) = cluster.expected(capacity, &existing);
+            blocked.extend(table_blocked);
+            out.routes_expected += expected.len() as u64;
+            for r in &routes {
+                let props = &r["properties"];
+                let Some(dest) = props["addressPrefix"]
+                    .as_str()
+                    .and_then(|p| p.parse::<IpNet>().ok())
+                else {
+                    continue;
+                };
+                let hop = props["nextHopIpAddress"]
+                    .as_str()
+                    .and_then(|h| h.parse::<IpAddr>().ok());
+                if let Some(nic) = expected.get(&dest) {
+                    let (v4, v6) = node_ip.get(nic.as_str()).copied().unwrap_or((None, None));
+                    let want = if matches!(dest, IpNet::V4(_)) { v4 } else { v6 };
+                    let ours = r["name"].as_str().is_some_and(|n| n.starts_with("sim--"));
+                    if ours
+                        && hop.is_some()
+                        && hop == want
+                        && props["nextHopType"] == "VirtualAppliance"
+                    {
+                        out.routes_present += 1;
+                    } else {
+                        out.routes_wrong += 1;
+                    }
+                } else if node_cidrs.contains(&dest) {
+                    out.routes_wrong += 1;
+                }
+            }
+            for f in foreign {
+                if !routes
+                    .iter()
+                    .any(|r| strip_server_fields(r) == strip_server_fields(f))
+                {
+                    out.foreign_routes_touched += 1;
+                }
+            }
+        }
+        out.quota_blocked_nodes = blocked.len() as u64;
+        out
+    }
+
+    pub fn api_calls(&self) -> BTreeMap<String, u64> {
+        self.mock
+            .stats()
+            .snapshot()
+            .into_iter()
+            .map(|(action, outcomes)| (action, outcomes.values().sum()))
+            .collect()
+    }
+
+    pub fn mutating_calls(&self) -> u64 {
+        self.api_calls()
+            .iter()
+            .filter(|(a, _)| a.ends_with("/write") || a.ends_with("/delete"))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    pub fn list_calls(&self) -> u64 {
+        self.api_calls()
+            .get("Microsoft.Network/routeTables/read")
+            .copied()
+            .unwrap_or(0)
+    }
+
+    pub fn throttled(&self) -> u64 {
+        self.mock.stats().total("throttled")
+    }
+
+    pub fn faults_injected(&self) -> u64 {
+        self.mock.world().faults_injected()
+    }
+
+    /// Tables are written in parallel, each in one PUT: the floor is one operation.
+    pub fn floor_seconds(&self) -> f64 {
+        self.lro.as_secs_f64() / self.time_scale
+    }
+
+    pub fn churn(&mut self, cluster: &SimCluster, victims: &[usize]) -> SimCluster {
+        let mut next = cluster.clone();
+        let mut w = self.mock.world();
+        for &i in victims {
+            let old = &cluster.nodes[i];
+            let mut n = SimCluster::node(self.seed, old.slot, old.generation + 1, self.dual_stack);
+            let ids = w.add_vm(SUBSCRIPTION, GROUP, &vm_name(&n), LOCATION, nic(&n));
+            n.instance_id = ids.vm_id;
+            n.interface_id = ids.nic_id;
+            n.node.provider_id = Some(ids.provider_id);
+            next.nodes[i] = n;
+        }
+        next
+    }
+}
+
+/// A foreign route: gateways, appliances of other teams, another cluster's prefix.
+fn foreign_route(k: u32) -> Value {
+    let prefix = format!("192.168.{}.{}/32", k / 250, k % 250);
+    match k % 3 {
+        0 => json!({"name": format!("ops-vpn-{k}"), "properties": {
+            "addressPrefix": prefix, "nextHopType": "VirtualNetworkGateway"}}),
+        1 => json!({"name": format!("firewall-{k}"), "properties": {
+            "addressPrefix": prefix, "nextHopType": "VirtualAppliance",
+            "nextHopIpAddress": "10.255.0.4"}}),
+        _ => json!({"name": format!("sim2--192.168.{}.{}_32", k / 250, k % 250), "properties": {
+            "addressPrefix": prefix, "nextHopType": "VirtualAppliance",
+            "nextHopIpAddress": "10.255.0.5"}}),
+    }
+}
+
+/// A route as the client wrote it, without what ARM adds (etag, provisioning state, id).
+fn strip_server_fields(r: &Value) -> Value {
+    let mut r = r.clone();
+    if let Some(o) = r.as_object_mut() {
+        o.remove("etag");
+    }
+    if let Some(p) = r["properties"].as_object_mut() {
+        p.remove("provisioningState");
+    }
+    r
+}
