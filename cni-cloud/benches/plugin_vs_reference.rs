@@ -1,0 +1,244 @@
+//! cni-cloud vs the reference `ptp` + `host-local` (Debian's containernetworking-plugins),
+//! side by side in one run: same machine, same namespace setup, same number of sandboxes.
+//!
+//! `cargo bench -p cni-cloud --bench plugin_vs_reference` (root; BENCH_PODS, BENCH_ROUNDS
+//! override the defaults). For each plugin, in a fresh node namespace:
+//! 1. ROUNDS × (ADD + DEL of one sandbox) with nothing else allocated: "ADD at 0".
+//! 2. PODS sandboxes ADDed one after another: "ADD p50".
+//! 3. ROUNDS × (ADD + DEL of one more sandbox) with PODS allocated: "ADD at PODS".
+//! 4. The PODS sandboxes DELeted: "DEL p50".
+//!
+//! Every number is one process invocation, from spawn to reap, as a runtime sees it. Peak RSS
+//! is the largest `ru_maxrss` of any invocation; `wait4` reports the maximum over the process
+//! and the children it reaped, so ptp's figure covers the host-local it runs (max, not sum:
+//! generous to the reference).
+
+#[path = "../tests/plugin_support/mod.rs"]
+pub mod plugin_support;
+
+use std::io::{Read, Write};
+use std::os::unix::process::ExitStatusExt;
+use std::time::{Duration, Instant};
+
+use plugin_support::*;
+use serde_json::{Value, json};
+
+struct Plugin {
+    label: &'static str,
+    binary: String,
+    conf: Box<dyn Fn(&std::path::Path) -> Value>,
+}
+
+#[derive(Default)]
+struct Stats {
+    add_at_zero: Vec<Duration>,
+    add: Vec<Duration>,
+    add_at_full: Vec<Duration>,
+    del: Vec<Duration>,
+    max_rss_kib: i64,
+}
+
+/// One invocation, timed from spawn to reap.
+#[expect(
+    clippy::zombie_processes,
+    reason = "the child is reaped with wait4, which also returns its rusage"
+)]
+fn invoke(node: &Netns, binary: &str, call: &Call, stdin: &str, stats: &mut Stats) -> Duration {
+    let start = Instant::now();
+    let mut child = spawn(node, binary, call, &[]);
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let mut status = 0;
+    // SAFETY: reaping our own child; rusage is a plain out-parameter.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = child.id() as libc::pid_t;
+    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let elapsed = start.elapsed();
+    assert_eq!(reaped, pid, "wait4");
+    let code = std::process::ExitStatus::from_raw(status).code();
+    if code != Some(0) {
+        let mut err = String::new();
+        let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+        panic!("{binary} {} failed: {out} {err}", call.command);
+    }
+    stats.max_rss_kib = stats.max_rss_kib.max(usage.ru_maxrss);
+    elapsed
+}
+
+fn p50(v: &[Duration]) -> Duration {
+    let mut s = v.to_vec();
+    s.sort();
+    s[s.len() / 2]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn run(plugin: &Plugin, pods: usize, rounds: usize) -> Stats {
+    let node = Netns::new("bnode");
+    let data = temp_dir();
+    let conf = (plugin.conf)(data.path()).to_string();
+    let mut stats = Stats::default();
+    let spare = Netns::new("bpod");
+    let once = |stats: &mut Stats, at_full: bool| {
+        let id = unique("spare");
+        let add = Call::new("ADD", &id, "eth0", &spare.path());
+        let t = invoke(&node, &plugin.binary, &add, &conf, stats);
+        if at_full {
+            stats.add_at_full.push(t);
+        } else {
+            stats.add_at_zero.push(t);
+        }
+        let del = Call::new("DEL", &id, "eth0", &spare.path());
+        invoke(&node, &plugin.binary, &del, &conf, stats);
+    };
+    for _ in 0..rounds {
+        once(&mut stats, false);
+    }
+    let sandboxes: Vec<(Netns, String)> = (0..pods)
+        .map(|_| (Netns::new("bpod"), unique("b")))
+        .collect();
+    for (ns, id) in &sandboxes {
+        let t = invoke(
+            &node,
+            &plugin.binary,
+            &Call::new("ADD", id, "eth0", &ns.path()),
+            &conf,
+            &mut stats,
+        );
+        stats.add.push(t);
+    }
+    for _ in 0..rounds {
+        once(&mut stats, true);
+    }
+    for (ns, id) in &sandboxes {
+        let t = invoke(
+            &node,
+            &plugin.binary,
+            &Call::new("DEL", id, "eth0", &ns.path()),
+            &conf,
+            &mut stats,
+        );
+        stats.del.push(t);
+    }
+    assert!(node.host_veths().is_empty() || plugin.label != "cni-cloud");
+    stats
+}
+
+/// The floor any veth plugin pays: one exec of iproute2's `ip` creating (deleting) a veth
+/// pair with its peer in the pod namespace, timed the same way.
+fn floor(rounds: usize) -> (Duration, Duration) {
+    let node = Netns::new("bfloor");
+    let pod = Netns::new("bpod");
+    let (mut add, mut del) = (Vec::new(), Vec::new());
+    let timed = |args: &[&str]| {
+        let start = Instant::now();
+        let out = node.command("ip").args(args).output().expect("ip");
+        assert!(out.status.success(), "ip {args:?}");
+        start.elapsed()
+    };
+    for i in 0..rounds {
+        let name = format!("floor{i}");
+        add.push(timed(&[
+            "link", "add", &name, "type", "veth", "peer", "name", "eth0", "netns", &pod.name,
+        ]));
+        del.push(timed(&["link", "del", &name]));
+    }
+    (p50(&add), p50(&del))
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        eprintln!(
+            "plugin_vs_reference: run it with `cargo bench -p cni-cloud --bench plugin_vs_reference`"
+        );
+        return;
+    }
+    if !ready(&["ip", "/usr/lib/cni/ptp", "/usr/lib/cni/host-local"]) {
+        return;
+    }
+    let num = |k: &str, d: usize| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let pods = num("BENCH_PODS", 250);
+    let rounds = num("BENCH_ROUNDS", 30);
+    // IPv4 only: the reference ptp waits for IPv6 DAD (seconds), which would swamp the rest.
+    // A /23 holds 250 pods plus the spare rounds without wrapping (max-pods 250 needs > /24).
+    let subnet = "10.200.0.0/23";
+    let plugins = [
+        Plugin {
+            label: "reference ptp + host-local",
+            binary: format!("{REFERENCE_DIR}/ptp"),
+            conf: Box::new(move |dir| {
+                json!({"cniVersion": "1.0.0", "name": "bench", "type": "ptp", "mtu": 1500,
+                       "ipam": {"type": "host-local", "ranges": [[{"subnet": subnet}]],
+                                "dataDir": dir.to_string_lossy()}})
+            }),
+        },
+        Plugin {
+            label: "cni-cloud",
+            // CNI_CLOUD_BENCH_BINARY: measure another build (e.g. a static deployment build).
+            binary: std::env::var("CNI_CLOUD_BENCH_BINARY").unwrap_or_else(|_| PLUGIN.to_string()),
+            conf: Box::new(move |dir| {
+                json!({"cniVersion": "1.0.0", "name": "bench", "type": "cni-cloud", "mtu": 1500,
+                       "ranges": [[{"subnet": subnet}]], "dataDir": dir.to_string_lossy()})
+            }),
+        },
+    ];
+    let results: Vec<(&str, Stats)> = plugins
+        .iter()
+        .map(|p| {
+            eprintln!("running {} ({pods} sandboxes, {rounds} rounds)…", p.label);
+            (p.label, run(p, pods, rounds))
+        })
+        .collect();
+    println!();
+    println!(
+        "| plugin | ADD p50 | DEL p50 | ADD p50 at 0 allocated | ADD p50 at {pods} allocated | ratio {pods}/0 | peak RSS |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for (label, s) in &results {
+        let (z, f) = (p50(&s.add_at_zero), p50(&s.add_at_full));
+        println!(
+            "| {label} | {} | {} | {} | {} | {:.2} | {:.1} MiB |",
+            ms(p50(&s.add)),
+            ms(p50(&s.del)),
+            ms(z),
+            ms(f),
+            f.as_secs_f64() / z.as_secs_f64(),
+            s.max_rss_kib as f64 / 1024.0
+        );
+    }
+    let (floor_add, floor_del) = floor(rounds);
+    println!(
+        "| floor: `ip link add/del` of a veth pair (iproute2, one exec) | {} | {} | | | | |",
+        ms(floor_add),
+        ms(floor_del)
+    );
+    let (r, o) = (&results[0].1, &results[1].1);
+    let ratio = |a: &[Duration], b: &[Duration]| p50(a).as_secs_f64() / p50(b).as_secs_f64();
+    println!();
+    println!(
+        "cni-cloud / reference: ADD p50 {:.3} (goal <= 0.25), DEL p50 {:.3} (goal <= 0.25), \
+         ADD at {pods} / at 0 {:.2} (goal <= 1.2), peak RSS {:.2} (goal <= 1)",
+        ratio(&o.add, &r.add),
+        ratio(&o.del, &r.del),
+        p50(&o.add_at_full).as_secs_f64() / p50(&o.add_at_zero).as_secs_f64(),
+        o.max_rss_kib as f64 / r.max_rss_kib as f64
+    );
+}
