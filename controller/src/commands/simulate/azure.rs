@@ -72,7 +72,7 @@ impl AzureSim {
             for t in 0..args.tables {
                 let routes: Vec<Value> = (0..args.foreign_routes)
                     .filter(|k| k % args.tables == t)
-                    .map(|k| foreign_route(k))
+                    .map(foreign_route)
                     .collect();
                 let id = w.add_route_table(
                     SUBSCRIPTION,

@@ -106,7 +106,7 @@ impl SimCluster {
             Ipv6Addr::from(
                 (0x2600_1f18_1234_5600u128 << 64)
                     | (u128::from(generation) << 32)
-                    | u128::from(slot) + 16,
+                    | (u128::from(slot) + 16),
             )
         });
         let name = format!("sim-node-{slot:05}-g{generation}");
@@ -134,7 +134,8 @@ impl SimCluster {
             ipv6,
             // One node in ten still has source/dest check or IP forwarding as the cloud's
             // default left it: the controller must fix that first.
-            forwarding: mix(seed, u64::from(slot) + 0x5eed + u64::from(generation)) % 10 != 0,
+            forwarding: !mix(seed, u64::from(slot) + 0x5eed + u64::from(generation))
+                .is_multiple_of(10),
             v4_cidr,
             v6_cidr,
             instance_id: String::new(),
