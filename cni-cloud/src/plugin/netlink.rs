@@ -195,7 +195,13 @@ fn attrs(mut data: &[u8]) -> Vec<(u16, &[u8])> {
 pub struct Netlink {
     fd: OwnedFd,
     seq: u32,
+    /// The receive buffer, reused by every request of this socket.
+    buf: Vec<u8>,
 }
+
+/// Large enough for any single message the kernel sends for our requests (a dump arrives in
+/// several reads).
+const RECV_BUF: usize = 32 * 1024;
 
 impl Netlink {
     /// A socket in the calling thread's current network namespace.
@@ -226,11 +232,15 @@ impl Netlink {
                 std::mem::size_of::<libc::c_int>() as u32,
             );
         }
-        Ok(Self { fd, seq: 1 })
+        Ok(Self::from_fd(fd))
     }
 
     pub fn from_fd(fd: OwnedFd) -> Self {
-        Self { fd, seq: 1 }
+        Self {
+            fd,
+            seq: 1,
+            buf: vec![0u8; RECV_BUF],
+        }
     }
 
     fn send(&mut self, msg: Msg) -> io::Result<u32> {
@@ -262,7 +272,19 @@ impl Netlink {
     fn collect(&mut self, seq: u32, flags: u16) -> io::Result<Vec<(u16, Vec<u8>)>> {
         let single = flags & NLM_F_DUMP != NLM_F_DUMP && flags & NLM_F_ACK == 0;
         let mut out = Vec::new();
-        let mut buf = vec![0u8; 64 * 1024];
+        let mut buf = std::mem::take(&mut self.buf);
+        let result = self.collect_into(seq, single, &mut buf, &mut out);
+        self.buf = buf;
+        result.map(|()| out)
+    }
+
+    fn collect_into(
+        &mut self,
+        seq: u32,
+        single: bool,
+        buf: &mut [u8],
+        out: &mut Vec<(u16, Vec<u8>)>,
+    ) -> io::Result<()> {
         loop {
             // SAFETY: reading into our own buffer.
             let n = unsafe {
@@ -297,11 +319,17 @@ impl Netlink {
                     continue;
                 }
                 match kind {
-                    NLMSG_DONE => return Ok(out),
+                    NLMSG_DONE => return Ok(()),
+                    NLMSG_ERROR if payload.len() < 4 => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            "short netlink error message",
+                        ));
+                    }
                     NLMSG_ERROR => {
                         let code = i32::from_ne_bytes(payload[0..4].try_into().expect("4 bytes"));
                         if code == 0 {
-                            return Ok(out);
+                            return Ok(());
                         }
                         let err = io::Error::from_raw_os_error(-code);
                         return Err(match ext_ack_msg(payload) {
@@ -312,7 +340,7 @@ impl Netlink {
                     _ => {
                         out.push((kind, payload.to_vec()));
                         if single {
-                            return Ok(out);
+                            return Ok(());
                         }
                     }
                 }
