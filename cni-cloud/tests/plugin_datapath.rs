@@ -132,7 +132,9 @@ fn packets_flow_between_pods_nodes_and_back_to_the_same_pod() {
     // (The kernel's own link-local address may still be tentative: the pod never uses it.)
     let addrs = a1.ns.ip(&["-6", "addr", "show", "dev", "eth0"]);
     assert!(addrs.contains(&ip(&a1, false)), "{addrs}");
-    let tentative = a1.ns.ip(&["-6", "addr", "show", "dev", "eth0", "tentative"]);
+    let tentative = a1
+        .ns
+        .ip(&["-6", "addr", "show", "dev", "eth0", "tentative"]);
     assert!(!tentative.contains(&ip(&a1, false)), "{tentative}");
 
     assert!(a1.ns.ping(&ip(&a2, true)), "pod -> pod, same node");
