@@ -65,6 +65,8 @@ pub mod fake {
         pub targets: Mutex<HashMap<String, NodeTarget>>,
         /// Interfaces with forwarding off.
         pub not_forwarding: Mutex<Vec<String>>,
+        /// Interfaces whose forwarding cannot be switched on (the call fails).
+        pub stuck_forwarding: Mutex<Vec<String>>,
         /// Every change applied, in order.
         pub applied: Mutex<Vec<(TableId, RouteChange)>>,
         /// The next N creates/replaces fail with a transient error.
@@ -167,6 +169,18 @@ pub mod fake {
             &self,
             target: &NodeTarget,
         ) -> Result<ForwardingChange, CloudError> {
+            if self
+                .stuck_forwarding
+                .lock()
+                .unwrap()
+                .contains(&target.interface_id)
+            {
+                return Err(CloudError::new(
+                    ErrorKind::Permanent,
+                    "UnauthorizedOperation",
+                    "You are not authorized to perform this operation.",
+                ));
+            }
             let mut off = self.not_forwarding.lock().unwrap();
             if let Some(i) = off.iter().position(|i| *i == target.interface_id) {
                 off.remove(i);

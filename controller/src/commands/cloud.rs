@@ -91,6 +91,10 @@ pub struct CloudArgs {
     /// Where the Azure token comes from.
     #[arg(long, env = "CNI_CLOUD_AZURE_CREDENTIAL", value_enum, default_value_t = AzureCredential::Auto)]
     pub azure_credential: AzureCredential,
+    /// Run the controller's pacing and retry delays this many times faster: only for a
+    /// time-scaled mock cloud in tests; production leaves it at 1.
+    #[arg(long, env = "CNI_CLOUD_TIME_SCALE", default_value_t = 1.0, hide = true)]
+    pub time_scale: f64,
     /// Deletion guard: hold back a pass deleting more than this share of our routes…
     #[arg(long, env = "CNI_CLOUD_GUARD_SHARE", default_value_t = 0.5)]
     pub guard_share: f64,
@@ -115,7 +119,7 @@ impl CloudArgs {
     fn pacing(&self) -> PacingConfig {
         PacingConfig {
             share: self.api_share,
-            time_scale: 1.0,
+            time_scale: self.time_scale,
         }
     }
 
@@ -142,6 +146,7 @@ impl CloudArgs {
                     config.route_limit = limit;
                 }
                 config.pacing = self.pacing();
+                config.retry = config.retry.scaled(self.time_scale);
                 let provider = AwsProvider::new(config).await?;
                 Ok(Arc::new(provider))
             }
@@ -168,6 +173,7 @@ impl CloudArgs {
                     config.route_limit = limit;
                 }
                 config.pacing = self.pacing();
+                config.retry = config.retry.scaled(self.time_scale);
                 let tokens = self.azure_credential_source()?.build()?;
                 Ok(Arc::new(AzureProvider::new(config, tokens)?))
             }

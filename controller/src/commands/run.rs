@@ -45,7 +45,10 @@ pub struct RunArgs {
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     runtime::init_logging(args.kube.log_format);
     let timing = args.kube.lease_timing().map_err(anyhow::Error::msg)?;
-    let config = args.cloud.reconciler_config(args.dry_run)?;
+    let mut config = args.cloud.reconciler_config(args.dry_run)?;
+    // A batch may start only with half the renew deadline left on the lease: a renewal
+    // is due every retry period, so a healthy leader always has more than that.
+    config.mutation_budget = timing.renew_deadline / 2;
     if args.resync.is_zero() {
         anyhow::bail!("--resync must be greater than zero");
     }

@@ -43,7 +43,8 @@ pub struct ReconcilerConfig {
     pub table_concurrency: usize,
     /// Changes sent per fenced batch on clouds with one call per change.
     pub batch_size: usize,
-    /// Lease time that must remain when a batch starts: the provider's call timeout.
+    /// Lease time that must remain when a write batch starts. Must be below the lease's
+    /// renew deadline, or a leader could never write (`run` uses half of it).
     pub mutation_budget: Duration,
     /// How long discovered tables and resolved targets are trusted.
     pub discovery_ttl: Duration,
@@ -59,7 +60,7 @@ impl Default for ReconcilerConfig {
             dry_run: false,
             table_concurrency: 4,
             batch_size: 16,
-            mutation_budget: Duration::from_secs(30),
+            mutation_budget: Duration::from_secs(5),
             discovery_ttl: Duration::from_secs(600),
         }
     }
@@ -105,13 +106,15 @@ pub struct PassReport {
     pub fenced: bool,
     /// Interfaces whose forwarding was switched on.
     pub prepared: usize,
+    /// Nodes whose interface could not be prepared (retried with backoff).
+    pub unprepared: usize,
     pub took: Duration,
 }
 
 impl PassReport {
     /// Nothing left to do: the verified plan is empty and nothing failed or was fenced.
     pub fn converged(&self) -> bool {
-        !self.fenced && self.failed.is_empty() && self.plan.is_converged()
+        !self.fenced && self.failed.is_empty() && self.unprepared == 0 && self.plan.is_converged()
     }
 }
 
@@ -266,27 +269,29 @@ impl Reconciler {
             .resolve(&self.provider, &snapshot.nodes, self.config.discovery_ttl)
             .await;
         let may_write = !self.config.dry_run && self.fence.may_mutate(self.config.mutation_budget);
-        let prepared = self
-            .targets
-            .prepare(&self.provider, &mut nodes, may_write)
-            .await;
-        let mut tables = self.list(&ids).await?;
         let options = self.options(snapshot);
-        let plan = planner::plan(&nodes, &self.config.cluster_cidrs, &tables, &options);
 
-        if self.config.dry_run || plan.is_converged() {
-            self.finish(&plan, &[], &nodes).await;
-            return Ok(PassReport {
-                plan,
-                attempted: 0,
-                failed: Vec::new(),
-                fenced: false,
-                prepared,
-                took: started.elapsed(),
-            });
-        }
+        // Node preparation and the route work run side by side: preparation mostly reads,
+        // the route writes spend the write bucket, so neither waits for the other.
+        let mut targets = std::mem::take(&mut self.targets);
+        let (prepared, work) = {
+            let this = &*self;
+            let nodes = &nodes;
+            let work = async move {
+                let tables = this.list(&ids).await?;
+                let plan = planner::plan(nodes, &this.config.cluster_cidrs, &tables, &options);
+                let (attempted, failed, fenced) = if this.config.dry_run || plan.is_converged() {
+                    (0, Vec::new(), false)
+                } else {
+                    this.write(&plan).await
+                };
+                Ok::<_, PassError>((tables, plan, attempted, failed, fenced))
+            };
+            tokio::join!(targets.prepare(&self.provider, nodes, may_write), work)
+        };
+        self.targets = targets;
+        let (mut tables, plan, attempted, failed, fenced) = work?;
 
-        let (attempted, failed, fenced) = self.write(&plan).await;
         for f in &failed {
             if f.kind == ErrorKind::NotFound
                 && let Some(hop) = next_hop_of(&f.change)
@@ -295,28 +300,41 @@ impl Reconciler {
                 self.targets.forget_interface(&hop);
             }
         }
-
-        // Verify: re-list what we wrote to, and plan again from the cloud's answer.
-        let written: Vec<TableId> = plan
-            .tables
-            .iter()
-            .filter(|t| !t.changes.is_empty())
-            .map(|t| t.table.clone())
-            .collect();
-        let fresh = self.list(&written).await?;
-        for table in fresh {
-            if let Some(slot) = tables.iter_mut().find(|t| t.id == table.id) {
-                *slot = table;
-            }
+        for (i, reason) in &prepared.failed {
+            // Its routes stay (protected) but it is not reported routed.
+            nodes[*i].target = Err(crate::planner::TargetError::Unavailable(reason.clone()));
         }
-        let verified = planner::plan(&nodes, &self.config.cluster_cidrs, &tables, &options);
+
+        let verified = if attempted == 0 && prepared.failed.is_empty() {
+            plan
+        } else {
+            // Verify: re-list what we wrote to, and plan again from the cloud's answer.
+            let written: Vec<TableId> = plan
+                .tables
+                .iter()
+                .filter(|t| !t.changes.is_empty())
+                .map(|t| t.table.clone())
+                .collect();
+            let fresh = if attempted == 0 {
+                Vec::new()
+            } else {
+                self.list(&written).await?
+            };
+            for table in fresh {
+                if let Some(slot) = tables.iter_mut().find(|t| t.id == table.id) {
+                    *slot = table;
+                }
+            }
+            planner::plan(&nodes, &self.config.cluster_cidrs, &tables, &options)
+        };
         self.finish(&verified, &failed, &nodes).await;
         Ok(PassReport {
             plan: verified,
             attempted,
             failed,
             fenced,
-            prepared,
+            prepared: prepared.writes,
+            unprepared: prepared.failed.len(),
             took: started.elapsed(),
         })
     }

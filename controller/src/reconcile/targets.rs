@@ -23,6 +23,15 @@ struct Cached {
     resolved_at: Instant,
 }
 
+/// What node preparation did.
+#[derive(Debug, Default)]
+pub struct Prepared {
+    /// Interfaces whose forwarding was switched on.
+    pub writes: usize,
+    /// (node index, reason) of nodes whose interface could not be prepared.
+    pub failed: Vec<(usize, String)>,
+}
+
 #[derive(Default)]
 pub struct TargetCache {
     by_provider_id: HashMap<String, Cached>,
@@ -106,19 +115,19 @@ impl TargetCache {
             .collect()
     }
 
-    /// Turn forwarding on for every resolved interface not yet known to forward. A node
-    /// whose preparation failed is held back (pending) rather than routed to an interface
-    /// that would drop its traffic.
+    /// Turn forwarding on for every resolved interface not yet known to forward. Runs
+    /// alongside the route writes (it spends the read bucket while they spend the write
+    /// bucket); a node whose preparation failed is reported pending and retried.
     pub async fn prepare(
         &mut self,
         provider: &Arc<dyn CloudProvider>,
-        nodes: &mut [PlanNode],
+        nodes: &[PlanNode],
         may_write: bool,
-    ) -> usize {
-        let mut writes = 0;
+    ) -> Prepared {
+        let mut out = Prepared::default();
         if !may_write {
             // Dry run or standby: the plan is shown as if preparation will succeed.
-            return writes;
+            return out;
         }
         let todo: Vec<(usize, NodeTarget)> = nodes
             .iter()
@@ -141,11 +150,11 @@ impl TargetCache {
                 .collect()
                 .await;
         for (i, target, result) in results {
-            let n = &mut nodes[i];
+            let n = &nodes[i];
             match result {
                 Ok(change) => {
                     if change == ForwardingChange::Enabled {
-                        writes += 1;
+                        out.writes += 1;
                         tracing::info!(node = %n.node.name, interface = %target.interface_id,
                             "enabled forwarding on the node's interface");
                     }
@@ -154,14 +163,17 @@ impl TargetCache {
                 Err(e) => {
                     tracing::warn!(node = %n.node.name, interface = %target.interface_id,
                         error = %e, "could not enable forwarding; will retry");
-                    n.target = Err(TargetError::Unavailable(format!(
-                        "failed to enable forwarding on {}: {e}",
-                        target.interface_id
-                    )));
+                    out.failed.push((
+                        i,
+                        format!(
+                            "failed to enable forwarding on {}: {e}; retrying",
+                            target.interface_id
+                        ),
+                    ));
                 }
             }
         }
-        writes
+        out
     }
 
     /// Drop a cached target (its interface turned out not to exist any more).

@@ -295,3 +295,31 @@ async fn unknown_provider_ids_are_invalid_and_touch_nothing_else() {
         NodeRouteStatus::InvalidInput { .. }
     ));
 }
+
+#[tokio::test]
+async fn a_node_whose_interface_cannot_forward_is_pending_and_retried() {
+    let c = cloud(2, &["rtb-a"]);
+    c.not_forwarding.lock().unwrap().push("eni-0001".into());
+    c.stuck_forwarding.lock().unwrap().push("eni-0001".into());
+    let sink = Arc::new(MemorySink::default());
+    let mut r = reconciler(&c, &sink, Arc::new(AlwaysLeader));
+    let report = r.pass(&snapshot(2)).await.unwrap();
+    assert_eq!(report.unprepared, 1);
+    assert!(!report.converged(), "a retry must be scheduled");
+    match status_of(&sink, "node-0001") {
+        NodeRouteStatus::Pending { reason } => {
+            assert!(
+                reason.contains("forwarding") && reason.contains("UnauthorizedOperation"),
+                "{reason}"
+            )
+        }
+        other => panic!("expected pending, got {other:?}"),
+    }
+    assert!(status_of(&sink, "node-0000").is_routed());
+    // Fixed (e.g. the IAM policy): the next pass prepares it and reports it routed.
+    c.stuck_forwarding.lock().unwrap().clear();
+    let again = r.pass(&snapshot(2)).await.unwrap();
+    assert!(again.converged());
+    assert_eq!(again.prepared, 1);
+    assert!(status_of(&sink, "node-0001").is_routed());
+}

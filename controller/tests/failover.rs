@@ -1,0 +1,279 @@
+//! Failover: two `cni-cloud-controller run` processes against the RBAC-enforcing mock
+//! Kubernetes API and a time-scaled mock EC2. The leader is killed (SIGKILL, no lease
+//! release) when half the routes are in; the standby must take over within one lease
+//! duration plus one retry period, finish the job without repeating a single write, touch
+//! no foreign route, and leave every Node with a correct NetworkUnavailable condition.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use cni_cloud_mocks::ec2::{Ec2Config, Ec2Mock, Eni, Instance, Origin, Seed, Target, Vpc};
+use cni_cloud_mocks::kube::{KubeMock, KubeMockConfig};
+use ipnet::IpNet;
+use serde_json::json;
+
+const NODES: u32 = 500;
+const SCALE: f64 = 20.0;
+const TABLE: &str = "rtb-0f000000000000001";
+const LEASE: Duration = Duration::from_secs(3);
+const RETRY: Duration = Duration::from_millis(500);
+
+struct Replica {
+    name: &'static str,
+    child: Child,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn cidr(i: u32) -> String {
+    format!("100.{}.{}.0/24", 64 + i / 256, i % 256)
+}
+
+fn now_ms() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+}
+
+fn spawn(name: &'static str, kubeconfig: &std::path::Path, ec2: &str) -> Replica {
+    let child = Command::new(env!("CARGO_BIN_EXE_cni-cloud-controller"))
+        .arg("run")
+        .args(["--kubeconfig", kubeconfig.to_str().unwrap()])
+        .args(["--identity", name, "--metrics-addr", "127.0.0.1:0"])
+        .args([
+            "--lease-duration",
+            "3s",
+            "--renew-deadline",
+            "2s",
+            "--retry-period",
+            "500ms",
+        ])
+        .args(["--node-debounce", "100ms"])
+        .env("CNI_CLOUD_CLOUD", "aws")
+        .env("CNI_CLOUD_CLUSTER_NAME", "fo")
+        .env("CNI_CLOUD_CLUSTER_CIDRS", "100.64.0.0/10")
+        .env("CNI_CLOUD_ROUTE_LIMIT", "1000")
+        .env("CNI_CLOUD_AWS_ENDPOINT", ec2)
+        .env("CNI_CLOUD_TIME_SCALE", SCALE.to_string())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "AKIDFAILOVER")
+        .env("AWS_SECRET_ACCESS_KEY", "failover")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn cni-cloud-controller run");
+    Replica { name, child }
+}
+
+fn holder(kube: &KubeMock) -> Option<String> {
+    kube.lease("cni-cloud", "cni-cloud-controller")
+        .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_owned))
+        .filter(|h| !h.is_empty())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_standby_finishes_the_job_after_the_leader_is_killed() {
+    // The cloud: one tagged table with two foreign routes, one instance per node.
+    let ec2 = Ec2Mock::new(
+        Ec2Config {
+            route_limit: 1000,
+            time_scale: SCALE,
+            ..Ec2Config::default()
+        },
+        Seed::default(),
+    )
+    .unwrap();
+    let foreign: BTreeMap<IpNet, Target> = [
+        ("0.0.0.0/0", Target::Gateway("igw-0f00000000000001".into())),
+        (
+            "192.168.0.0/16",
+            Target::VpcPeeringConnection("pcx-0f00000000000001".into()),
+        ),
+    ]
+    .into_iter()
+    .map(|(d, t)| (d.parse().unwrap(), t))
+    .collect();
+    ec2.with_world(|w| {
+        w.vpcs.insert(
+            "vpc-0f01".into(),
+            Vpc {
+                id: "vpc-0f01".into(),
+                cidr: "10.0.0.0/16".parse().unwrap(),
+                ipv6_cidr: None,
+            },
+        );
+        let tags = BTreeMap::from([("kubernetes.io/cluster/fo".to_owned(), "owned".to_owned())]);
+        w.add_table(TABLE, "vpc-0f01", tags.clone()).unwrap();
+        for (d, t) in &foreign {
+            w.insert_route(
+                TABLE,
+                *d,
+                t.clone(),
+                Origin::CreateRoute,
+                std::time::Instant::now(),
+            )
+            .unwrap();
+        }
+        for i in 0..NODES {
+            w.add_instance(Instance {
+                id: format!("i-0f{i:015x}"),
+                availability_zone: "us-east-1a".into(),
+                tags: tags.clone(),
+                terminated: false,
+                network_interfaces: vec![Eni {
+                    id: format!("eni-0f{i:015x}"),
+                    device_index: 0,
+                    private_ip: Ipv4Addr::new(10, 0, (i / 250) as u8, (i % 250) as u8 + 4),
+                    ipv6: None,
+                    source_dest_check: false,
+                }],
+            })
+            .unwrap();
+        }
+    });
+    let ec2_server = ec2
+        .clone()
+        .start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+
+    // The cluster: the mock API with deploy/base's RBAC, 500 nodes.
+    let deploy = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/base");
+    let kube = KubeMock::new(KubeMockConfig::from_deploy_dir(deploy).unwrap());
+    let kube_server = kube
+        .clone()
+        .start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    for i in 0..NODES {
+        kube.upsert_node(json!({
+            "metadata": {"name": format!("node-{i:03}")},
+            "spec": {"providerID": format!("aws:///us-east-1a/i-0f{i:015x}"),
+                     "podCIDR": cidr(i), "podCIDRs": [cidr(i)]},
+            "status": {"addresses": [{"type": "InternalIP", "address": "10.0.0.1"}]}
+        }))
+        .unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        kube.kubeconfig(&kube_server.url(), KubeMockConfig::CONTROLLER_TOKEN),
+    )
+    .unwrap();
+
+    let url = ec2_server.url();
+    let mut replicas = vec![spawn("a", &kubeconfig, &url), spawn("b", &kubeconfig, &url)];
+    let routes = |ec2: &Ec2Mock| {
+        ec2.with_world(|w| {
+            w.tables[TABLE]
+                .routes
+                .iter()
+                .filter(|r| matches!(r.target, Target::NetworkInterface(_)))
+                .count() as u32
+        })
+    };
+
+    // Kill the leader at 50 %.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while routes(&ec2) < NODES / 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the first leader never got to 50 %"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let leader = holder(&kube).expect("someone leads");
+    let at_kill = routes(&ec2);
+    assert!(
+        at_kill < NODES,
+        "killed too late to test anything: {at_kill}"
+    );
+    let killed_ms = now_ms();
+    let idx = replicas.iter().position(|r| r.name == leader).unwrap();
+    let mut dead = replicas.remove(idx);
+    dead.child.kill().unwrap();
+    dead.child.wait().unwrap();
+    let survivor = replicas[0].name;
+
+    // The survivor converges and every Node says so.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let done = routes(&ec2) == NODES
+            && kube.nodes().iter().all(|n| {
+                n["status"]["conditions"].as_array().is_some_and(|cs| {
+                    cs.iter().any(|c| {
+                        c["type"] == "NetworkUnavailable"
+                            && c["status"] == "False"
+                            && c["reason"] == "RouteCreated"
+                    })
+                })
+            });
+        if done {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no convergence after failover: {} routes",
+            routes(&ec2)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let took_over = kube
+        .lease_log()
+        .into_iter()
+        .find(|w| w.at_unix_ms >= killed_ms && w.holder.as_deref() == Some(survivor))
+        .expect("the survivor wrote the lease");
+    let failover = Duration::from_millis((took_over.at_unix_ms - killed_ms) as u64);
+    eprintln!(
+        "failover_seconds={:.3} (killed at {at_kill} routes)",
+        failover.as_secs_f64()
+    );
+    assert!(failover <= LEASE + RETRY, "failover took {failover:?}");
+
+    ec2.with_world(|w| {
+        let table = &w.tables[TABLE];
+        for (d, t) in &foreign {
+            assert!(
+                table
+                    .routes
+                    .iter()
+                    .any(|r| r.destination == *d && r.target == *t),
+                "foreign route {d} touched"
+            );
+        }
+        let mut wrong = 0;
+        for r in &table.routes {
+            if let Target::NetworkInterface(eni) = &r.target {
+                let i = (0..NODES)
+                    .find(|i| r.destination.to_string() == cidr(*i))
+                    .unwrap();
+                if *eni != format!("eni-0f{i:015x}") {
+                    wrong += 1;
+                }
+            }
+        }
+        assert_eq!(wrong, 0, "routes_wrong");
+    });
+    let creates: Vec<_> = ec2
+        .mutations()
+        .into_iter()
+        .filter(|m| m.action == "CreateRoute")
+        .map(|m| (m.subject, m.detail))
+        .collect();
+    let unique: BTreeSet<_> = creates.iter().cloned().collect();
+    assert_eq!(creates.len(), unique.len(), "duplicate_mutations");
+    assert_eq!(creates.len() as u32, NODES);
+}
