@@ -4,20 +4,19 @@
 //! duration plus one retry period, finish the job without repeating a single write, touch
 //! no foreign route, and leave every Node with a correct NetworkUnavailable condition.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::net::Ipv4Addr;
-use std::path::PathBuf;
+mod common;
+
+use std::collections::BTreeSet;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use cni_cloud_mocks::ec2::{Ec2Config, Ec2Mock, Eni, Instance, Origin, Seed, Target, Vpc};
+use cni_cloud_mocks::ec2::{Ec2Mock, Target};
 use cni_cloud_mocks::kube::{KubeMock, KubeMockConfig};
-use ipnet::IpNet;
-use serde_json::json;
+
+use common::{TABLE, cidr};
 
 const NODES: u32 = 500;
 const SCALE: f64 = 20.0;
-const TABLE: &str = "rtb-0f000000000000001";
 const LEASE: Duration = Duration::from_secs(3);
 const RETRY: Duration = Duration::from_millis(500);
 
@@ -31,10 +30,6 @@ impl Drop for Replica {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn cidr(i: u32) -> String {
-    format!("100.{}.{}.0/24", 64 + i / 256, i % 256)
 }
 
 fn now_ms() -> u128 {
@@ -84,87 +79,10 @@ fn holder(kube: &KubeMock) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_standby_finishes_the_job_after_the_leader_is_killed() {
-    // The cloud: one tagged table with two foreign routes, one instance per node.
-    let ec2 = Ec2Mock::new(
-        Ec2Config {
-            route_limit: 1000,
-            time_scale: SCALE,
-            ..Ec2Config::default()
-        },
-        Seed::default(),
-    )
-    .unwrap();
-    let foreign: BTreeMap<IpNet, Target> = [
-        ("0.0.0.0/0", Target::Gateway("igw-0f00000000000001".into())),
-        (
-            "192.168.0.0/16",
-            Target::VpcPeeringConnection("pcx-0f00000000000001".into()),
-        ),
-    ]
-    .into_iter()
-    .map(|(d, t)| (d.parse().unwrap(), t))
-    .collect();
-    ec2.with_world(|w| {
-        w.vpcs.insert(
-            "vpc-0f01".into(),
-            Vpc {
-                id: "vpc-0f01".into(),
-                cidr: "10.0.0.0/16".parse().unwrap(),
-                ipv6_cidr: None,
-            },
-        );
-        let tags = BTreeMap::from([("kubernetes.io/cluster/fo".to_owned(), "owned".to_owned())]);
-        w.add_table(TABLE, "vpc-0f01", tags.clone()).unwrap();
-        for (d, t) in &foreign {
-            w.insert_route(
-                TABLE,
-                *d,
-                t.clone(),
-                Origin::CreateRoute,
-                std::time::Instant::now(),
-            )
-            .unwrap();
-        }
-        for i in 0..NODES {
-            w.add_instance(Instance {
-                id: format!("i-0f{i:015x}"),
-                availability_zone: "us-east-1a".into(),
-                tags: tags.clone(),
-                terminated: false,
-                network_interfaces: vec![Eni {
-                    id: format!("eni-0f{i:015x}"),
-                    device_index: 0,
-                    private_ip: Ipv4Addr::new(10, 0, (i / 250) as u8, (i % 250) as u8 + 4),
-                    ipv6: None,
-                    source_dest_check: false,
-                }],
-            })
-            .unwrap();
-        }
-    });
-    let ec2_server = ec2
-        .clone()
-        .start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-
-    // The cluster: the mock API with deploy/base's RBAC, 500 nodes.
-    let deploy = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/base");
-    let kube = KubeMock::new(KubeMockConfig::from_deploy_dir(deploy).unwrap());
-    let kube_server = kube
-        .clone()
-        .start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    for i in 0..NODES {
-        kube.upsert_node(json!({
-            "metadata": {"name": format!("node-{i:03}")},
-            "spec": {"providerID": format!("aws:///us-east-1a/i-0f{i:015x}"),
-                     "podCIDR": cidr(i), "podCIDRs": [cidr(i)]},
-            "status": {"addresses": [{"type": "InternalIP", "address": "10.0.0.1"}]}
-        }))
-        .unwrap();
-    }
+    let cloud = common::cloud(NODES, SCALE).await;
+    let ec2 = cloud.ec2.clone();
+    let ec2_server = &cloud.server;
+    let (kube, kube_server) = common::kube(NODES).await;
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(
@@ -243,17 +161,12 @@ async fn the_standby_finishes_the_job_after_the_leader_is_killed() {
     );
     assert!(failover <= LEASE + RETRY, "failover took {failover:?}");
 
+    assert!(
+        common::foreign_intact(&cloud),
+        "a foreign route was touched"
+    );
     ec2.with_world(|w| {
         let table = &w.tables[TABLE];
-        for (d, t) in &foreign {
-            assert!(
-                table
-                    .routes
-                    .iter()
-                    .any(|r| r.destination == *d && r.target == *t),
-                "foreign route {d} touched"
-            );
-        }
         let mut wrong = 0;
         for r in &table.routes {
             if let Target::NetworkInterface(eni) = &r.target {

@@ -1,0 +1,178 @@
+//! The world the controller's end-to-end tests run in: a time-scaled mock EC2 with one
+//! tagged table (plus foreign routes) and one instance per node, and the mock Kubernetes
+//! API enforcing deploy/base's RBAC with the matching Nodes.
+
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use cni_cloud_mocks::common::RunningServer;
+use cni_cloud_mocks::ec2::{Ec2Config, Ec2Mock, Eni, Instance, Origin, Seed, Target, Vpc};
+use cni_cloud_mocks::kube::{KubeMock, KubeMockConfig};
+use ipnet::IpNet;
+use serde_json::{Value, json};
+
+pub const CLUSTER: &str = "fo";
+pub const TABLE: &str = "rtb-0f000000000000001";
+
+pub fn cidr(i: u32) -> String {
+    format!("100.{}.{}.0/24", 64 + i / 256, i % 256)
+}
+
+pub fn instance_id(i: u32) -> String {
+    format!("i-0f{i:015x}")
+}
+
+pub fn eni_id(i: u32) -> String {
+    format!("eni-0f{i:015x}")
+}
+
+pub fn node_json(i: u32, pod_cidr: &str) -> Value {
+    json!({
+        "metadata": {"name": format!("node-{i:03}")},
+        "spec": {"providerID": format!("aws:///us-east-1a/{}", instance_id(i)),
+                 "podCIDR": pod_cidr, "podCIDRs": [pod_cidr]},
+        "status": {"addresses": [{"type": "InternalIP", "address": "10.0.0.1"}]}
+    })
+}
+
+pub struct Cloud {
+    pub ec2: Ec2Mock,
+    pub server: RunningServer,
+    pub foreign: BTreeMap<IpNet, Target>,
+}
+
+/// Mock EC2 with `instances` cluster instances (room for more to be added later).
+pub async fn cloud(instances: u32, time_scale: f64) -> Cloud {
+    let ec2 = Ec2Mock::new(
+        Ec2Config {
+            route_limit: 1000,
+            time_scale,
+            ..Ec2Config::default()
+        },
+        Seed::default(),
+    )
+    .unwrap();
+    let foreign: BTreeMap<IpNet, Target> = [
+        ("0.0.0.0/0", Target::Gateway("igw-0f00000000000001".into())),
+        (
+            "192.168.0.0/16",
+            Target::VpcPeeringConnection("pcx-0f00000000000001".into()),
+        ),
+    ]
+    .into_iter()
+    .map(|(d, t)| (d.parse().unwrap(), t))
+    .collect();
+    ec2.with_world(|w| {
+        w.vpcs.insert(
+            "vpc-0f01".into(),
+            Vpc {
+                id: "vpc-0f01".into(),
+                cidr: "10.0.0.0/16".parse().unwrap(),
+                ipv6_cidr: None,
+            },
+        );
+        w.add_table(TABLE, "vpc-0f01", cluster_tags()).unwrap();
+        for (d, t) in &foreign {
+            w.insert_route(
+                TABLE,
+                *d,
+                t.clone(),
+                Origin::CreateRoute,
+                std::time::Instant::now(),
+            )
+            .unwrap();
+        }
+        for i in 0..instances {
+            w.add_instance(instance(i)).unwrap();
+        }
+    });
+    let server = ec2
+        .clone()
+        .start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    Cloud {
+        ec2,
+        server,
+        foreign,
+    }
+}
+
+pub fn cluster_tags() -> BTreeMap<String, String> {
+    BTreeMap::from([(
+        format!("kubernetes.io/cluster/{CLUSTER}"),
+        "owned".to_owned(),
+    )])
+}
+
+pub fn instance(i: u32) -> Instance {
+    Instance {
+        id: instance_id(i),
+        availability_zone: "us-east-1a".into(),
+        tags: cluster_tags(),
+        terminated: false,
+        network_interfaces: vec![Eni {
+            id: eni_id(i),
+            device_index: 0,
+            private_ip: Ipv4Addr::new(10, 0, (i / 250) as u8, (i % 250) as u8 + 4),
+            ipv6: None,
+            source_dest_check: false,
+        }],
+    }
+}
+
+/// destination → ENI of every ENI-targeted route in the table.
+pub fn node_routes(ec2: &Ec2Mock) -> BTreeMap<String, String> {
+    ec2.with_world(|w| {
+        w.tables[TABLE]
+            .routes
+            .iter()
+            .filter_map(|r| match &r.target {
+                Target::NetworkInterface(eni) => Some((r.destination.to_string(), eni.clone())),
+                _ => None,
+            })
+            .collect()
+    })
+}
+
+/// Every foreign route is still there with its target.
+pub fn foreign_intact(cloud: &Cloud) -> bool {
+    cloud.ec2.with_world(|w| {
+        let t = &w.tables[TABLE];
+        cloud.foreign.iter().all(|(d, tg)| {
+            t.routes
+                .iter()
+                .any(|r| r.destination == *d && r.target == *tg)
+        })
+    })
+}
+
+pub async fn kube(nodes: u32) -> (KubeMock, RunningServer) {
+    let deploy = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/base");
+    let kube = KubeMock::new(KubeMockConfig::from_deploy_dir(deploy).unwrap());
+    let server = kube
+        .clone()
+        .start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    for i in 0..nodes {
+        kube.upsert_node(node_json(i, &cidr(i))).unwrap();
+    }
+    (kube, server)
+}
+
+/// The NetworkUnavailable condition of a node: (status, reason).
+pub fn condition(kube: &KubeMock, name: &str) -> Option<(String, String)> {
+    let n = kube.node(name)?;
+    n["status"]["conditions"].as_array()?.iter().find_map(|c| {
+        (c["type"] == "NetworkUnavailable").then(|| {
+            (
+                c["status"].as_str().unwrap_or_default().to_owned(),
+                c["reason"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+    })
+}
