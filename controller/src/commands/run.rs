@@ -202,9 +202,16 @@ struct LogSink;
 impl StatusSink for LogSink {
     async fn publish(&self, reports: &[NodeReport]) {
         for r in reports.iter().filter(|r| !r.status.is_routed()) {
-            tracing::info!(node = %r.node, status = status_name(&r.status), detail = ?r.status, "node not routed");
+            tracing::debug!(node = %r.node, status = status_name(&r.status), detail = ?r.status, "node not routed");
         }
-        let routed = reports.iter().filter(|r| r.status.is_routed()).count();
-        tracing::info!(routed, total = reports.len(), "node route status");
+        let mut counts = std::collections::BTreeMap::<&str, usize>::new();
+        for r in reports {
+            *counts.entry(status_name(&r.status)).or_default() += 1;
+        }
+        tracing::info!(
+            total = reports.len(),
+            ?counts,
+            "node route status (RUST_LOG=debug lists the nodes)"
+        );
     }
 }
