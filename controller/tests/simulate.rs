@@ -147,3 +147,27 @@ fn bad_flags_fail_clearly_and_start_nothing() {
         assert_eq!(r, Value::Null, "nothing printed on stdout for {args:?}");
     }
 }
+
+#[test]
+fn kube_mode_survives_a_killed_leader() {
+    let (code, r, err) = simulate(&[
+        "--kube",
+        "--replicas",
+        "2",
+        "--kill-leader-at",
+        "0.5",
+        "--nodes",
+        "80",
+        "--time-scale",
+        "20",
+    ]);
+    assert_eq!(code, 0, "{r}\n{err}");
+    assert_eq!(r["converged"], true);
+    assert_eq!(u(&r, "replicas"), 2);
+    assert!(u(&r, "leader_changes") >= 1, "{r}");
+    assert!(r["failover_seconds"].as_f64().is_some(), "{r}");
+    assert_eq!(u(&r, "duplicate_mutations"), 0, "{r}");
+    assert_eq!(u(&r, "nodes_condition_correct"), 80, "{r}");
+    assert_eq!(u(&r, "routes_present"), 160);
+    assert_eq!(u(&r, "foreign_routes_touched"), 0);
+}

@@ -30,7 +30,7 @@ const MUTATING: &[&str] = &[
 
 pub struct AwsSim {
     pub mock: Ec2Mock,
-    _server: RunningServer,
+    pub server: RunningServer,
     pub provider: Arc<dyn CloudProvider>,
     tables: Vec<String>,
     /// (table, destination) → target of every foreign route, as seeded.
@@ -172,7 +172,7 @@ impl AwsSim {
         let provider = AwsProvider::new(config).await?;
         Ok(AwsSim {
             mock,
-            _server: server,
+            server,
             provider: Arc::new(provider),
             tables,
             foreign,
@@ -243,6 +243,56 @@ impl AwsSim {
             }
             out.quota_blocked_nodes = blocked.len() as u64;
             out
+        })
+    }
+
+    /// (nodes with every route present and right, nodes without room in some table).
+    pub fn node_verdicts(&self, cluster: &SimCluster) -> (BTreeSet<String>, BTreeSet<String>) {
+        self.mock.with_world(|w| {
+            let node_cidrs: BTreeSet<IpNet> =
+                cluster.nodes.iter().flat_map(|n| n.cidrs()).collect();
+            let mut good: BTreeSet<(String, IpNet)> = BTreeSet::new();
+            let mut blocked = BTreeSet::new();
+            for id in &self.tables {
+                let Some(table) = w.tables.get(id) else {
+                    continue;
+                };
+                let others = |v6: bool| {
+                    table
+                        .routes
+                        .iter()
+                        .filter(|r| matches!(r.destination, IpNet::V6(_)) == v6)
+                        .filter(|r| !node_cidrs.contains(&r.destination))
+                        .count() as u64
+                };
+                let capacity = Capacity::PerFamily {
+                    v4: self.route_limit.saturating_sub(others(false)),
+                    v6: self.route_limit.saturating_sub(others(true)),
+                };
+                let existing: BTreeSet<IpNet> =
+                    table.routes.iter().map(|r| r.destination).collect();
+                let (expected, table_blocked) = cluster.expected(capacity, &existing);
+                blocked.extend(table_blocked);
+                for r in &table.routes {
+                    let view = w.view(r);
+                    if expected.get(&r.destination).is_some_and(|eni| {
+                        view.target == Target::NetworkInterface(eni.clone()) && !view.blackhole
+                    }) {
+                        good.insert((id.clone(), r.destination));
+                    }
+                }
+            }
+            let routed = cluster
+                .nodes
+                .iter()
+                .filter(|n| {
+                    self.tables
+                        .iter()
+                        .all(|t| n.cidrs().all(|c| good.contains(&(t.clone(), c))))
+                })
+                .map(|n| n.node.name.clone())
+                .collect();
+            (routed, blocked)
         })
     }
 

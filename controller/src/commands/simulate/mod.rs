@@ -6,6 +6,7 @@
 mod aws;
 mod azure;
 mod cluster;
+mod kube_mode;
 mod report;
 
 use std::collections::BTreeMap;
@@ -72,6 +73,19 @@ pub struct SimulateArgs {
     pub seed: u64,
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
+    /// Drive the cluster through the mock Kubernetes API with `--replicas` separate
+    /// `cni-cloud-controller run` processes competing for the Lease (AWS).
+    #[arg(long)]
+    pub kube: bool,
+    /// Controller processes in `--kube` mode.
+    #[arg(long, default_value_t = 2)]
+    pub replicas: u32,
+    /// `--kube`: SIGKILL the leader once this share of the routes is present.
+    #[arg(long)]
+    pub kill_leader_at: Option<f64>,
+    /// `--kube`: the deploy/base whose RBAC the mock API enforces (default: the source tree's).
+    #[arg(long)]
+    pub deploy_dir: Option<std::path::PathBuf>,
 }
 
 impl SimulateArgs {
@@ -96,6 +110,23 @@ impl SimulateArgs {
         }
         if !(self.timeout.is_finite() && self.timeout > 0.0) {
             bail!("--timeout must be > 0, got {}", self.timeout);
+        }
+        if self.kube && self.cloud != CloudKind::Aws {
+            bail!("--kube runs the AWS scenario; use --cloud aws");
+        }
+        if !self.kube && (self.kill_leader_at.is_some() || self.deploy_dir.is_some()) {
+            bail!("--kill-leader-at and --deploy-dir need --kube");
+        }
+        if self.kube && !(1..=5).contains(&self.replicas) {
+            bail!("--replicas must be within 1..=5, got {}", self.replicas);
+        }
+        if let Some(f) = self.kill_leader_at
+            && (!(f > 0.0 && f <= 1.0) || self.replicas < 2)
+        {
+            bail!("--kill-leader-at must be within (0, 1] and needs --replicas 2 or more, got {f}");
+        }
+        if self.kube && (self.churn > 0.0 || self.faults > 0.0) {
+            bail!("--churn and --faults are not available with --kube");
         }
         if self.route_limit == Some(0) {
             bail!("--route-limit must be at least 1");
@@ -187,6 +218,39 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<i32> {
     };
     let expected = backend.inspect(&cluster);
     let prep_writes = cluster.nodes.iter().filter(|n| !n.forwarding).count() as u64;
+    if args.kube {
+        let Backend::Aws(sim) = &backend else {
+            bail!("--kube runs the AWS scenario");
+        };
+        let progress = report::Progress::new(interactive, expected.routes_expected);
+        let url = sim.server.url();
+        let out = kube_mode::run(&args, &cluster, sim, &url, &progress).await?;
+        progress.finish();
+        let report = SimReport {
+            cloud: args.cloud_name(),
+            nodes: u64::from(args.nodes),
+            routes_expected: out.state.routes_expected,
+            routes_present: out.state.routes_present,
+            routes_wrong: out.state.routes_wrong,
+            foreign_routes: out.state.foreign_routes,
+            foreign_routes_touched: out.state.foreign_routes_touched,
+            quota_blocked_nodes: out.state.quota_blocked_nodes,
+            quota_blocked_reported: out.quota_reported,
+            converged: out.converged,
+            seconds: out.seconds,
+            floor_seconds: backend.floor_seconds(expected.routes_expected + prep_writes),
+            api_calls: backend.api_calls(),
+            mutating_calls: out.mutating_first,
+            node_prep_calls: prep_writes,
+            throttled: backend.throttled(),
+            faults_injected: backend.faults_injected(),
+            time_scale: args.time_scale,
+            steady_state: None,
+            churn: None,
+            kube: Some(out.summary),
+        };
+        return finish(&args, &report);
+    }
 
     let sink = Arc::new(MemorySink::default());
     let provider = backend.provider();
@@ -308,16 +372,27 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<i32> {
         time_scale: args.time_scale,
         steady_state: steady,
         churn,
+        kube: None,
     };
+    finish(&args, &report)
+}
+
+fn finish(args: &SimulateArgs, report: &SimReport) -> anyhow::Result<i32> {
     match args.output {
-        OutputFormat::Json => println!("{}", serde_json::to_string(&report)?),
+        OutputFormat::Json => println!("{}", serde_json::to_string(report)?),
         OutputFormat::Text => print!("{}", report.render()),
     }
-    Ok(if report.converged && report.foreign_routes_touched == 0 {
-        0
-    } else {
-        1
-    })
+    let clean = report
+        .kube
+        .as_ref()
+        .is_none_or(|k| k.duplicate_mutations == 0);
+    Ok(
+        if report.converged && report.foreign_routes_touched == 0 && clean {
+            0
+        } else {
+            1
+        },
+    )
 }
 
 impl SimulateArgs {

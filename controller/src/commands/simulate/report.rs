@@ -71,6 +71,9 @@ pub struct SimReport {
     pub time_scale: f64,
     pub steady_state: Option<Steady>,
     pub churn: Option<Churn>,
+    /// `--kube`: replicas, leader changes, failover, duplicates, conditions.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub kube: Option<super::kube_mode::KubeSummary>,
 }
 
 impl SimReport {
@@ -119,6 +122,20 @@ impl SimReport {
                 o,
                 "resync pass      {} mutating, {} listings for {} tables",
                 s.mutating_calls, s.list_calls, s.tables
+            );
+        }
+        if let Some(k) = &self.kube {
+            let _ = writeln!(
+                o,
+                "kubernetes       {} replicas, {} leader changes, failover {}, {} duplicate writes, {} of {} node conditions correct",
+                k.replicas,
+                k.leader_changes,
+                k.failover_seconds
+                    .map(|s| format!("{s:.2} s"))
+                    .unwrap_or_else(|| "n/a".into()),
+                k.duplicate_mutations,
+                k.nodes_condition_correct,
+                self.nodes
             );
         }
         if let Some(c) = &self.churn {

@@ -1,0 +1,304 @@
+//! `simulate --kube`: the same generated cluster, but driven through the mock Kubernetes
+//! API (which enforces deploy/base's RBAC) by `--replicas` separate `cni-cloud-controller
+//! run` processes competing for the Lease; `--kill-leader-at F` SIGKILLs the leader once a
+//! share F of the routes is in. Lease timing and pacing are scaled like everything else.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use serde::Serialize;
+use serde_json::json;
+use tokio::time::Instant;
+
+use cni_cloud_mocks::kube::{KubeMock, KubeMockConfig};
+
+use super::aws::AwsSim;
+use super::cluster::SimCluster;
+use super::report::Inspection;
+use super::{SimulateArgs, report};
+use crate::kube::lease::LeaseTiming;
+
+const LEASE_NAME: &str = "cni-cloud-controller";
+const LEASE_NAMESPACE: &str = "cni-cloud";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KubeSummary {
+    pub replicas: u32,
+    pub leader_changes: u64,
+    /// From the kill to the first mutation after the new leader took the Lease.
+    pub failover_seconds: Option<f64>,
+    /// The same route write applied twice.
+    pub duplicate_mutations: u64,
+    /// Nodes whose NetworkUnavailable matches the cloud's verified state.
+    pub nodes_condition_correct: u64,
+}
+
+struct Replica {
+    identity: String,
+    child: Child,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn now_ms() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or_default()
+}
+
+fn holder(kube: &KubeMock) -> Option<String> {
+    kube.lease(LEASE_NAMESPACE, LEASE_NAME)
+        .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_owned))
+        .filter(|h| !h.is_empty())
+}
+
+/// deploy/base next to the sources (the RBAC the mock enforces), or `--deploy-dir`.
+fn deploy_dir(args: &SimulateArgs) -> anyhow::Result<PathBuf> {
+    let dir = args
+        .deploy_dir
+        .clone()
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/base"));
+    if !dir.join("kustomization.yaml").exists() {
+        bail!(
+            "{} holds no deploy/base (its RBAC is what the mock API enforces); pass --deploy-dir",
+            dir.display()
+        );
+    }
+    Ok(dir)
+}
+
+fn spawn(
+    identity: String,
+    kubeconfig: &Path,
+    ec2_url: &str,
+    args: &SimulateArgs,
+    timing: LeaseTiming,
+) -> anyhow::Result<Replica> {
+    let secs = |d: Duration| format!("{}ms", d.as_millis().max(1));
+    let child = Command::new(std::env::current_exe().context("locating this binary")?)
+        .arg("run")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(["--identity", &identity, "--metrics-addr", "127.0.0.1:0"])
+        .args(["--lease-duration", &secs(timing.duration)])
+        .args(["--renew-deadline", &secs(timing.renew_deadline)])
+        .args(["--retry-period", &secs(timing.retry_period)])
+        .args([
+            "--node-debounce",
+            &secs(Duration::from_millis(500).div_f64(args.time_scale)),
+        ])
+        .args([
+            "--resync",
+            &secs(Duration::from_secs(60).div_f64(args.time_scale)),
+        ])
+        .env("CNI_CLOUD_CLOUD", "aws")
+        .env("CNI_CLOUD_CLUSTER_NAME", "sim")
+        .env("CNI_CLOUD_CLUSTER_CIDRS", "100.64.0.0/10,fd00:10:244::/48")
+        .env(
+            "CNI_CLOUD_ROUTE_LIMIT",
+            args.route_limit.unwrap_or(1000).to_string(),
+        )
+        .env("CNI_CLOUD_AWS_ENDPOINT", ec2_url)
+        .env("CNI_CLOUD_TIME_SCALE", args.time_scale.to_string())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "AKIDSIMULATE")
+        .env("AWS_SECRET_ACCESS_KEY", "simulate")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "error".into()),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("starting a controller replica")?;
+    Ok(Replica { identity, child })
+}
+
+/// What the Node's condition must say, given the cloud's state.
+fn condition_correct(node: &serde_json::Value, routed: bool, blocked: bool) -> bool {
+    let Some(c) = node["status"]["conditions"].as_array().and_then(|cs| {
+        cs.iter()
+            .find(|c| c["type"] == crate::kube::status::CONDITION)
+    }) else {
+        return false;
+    };
+    let want = if routed {
+        ("False", "RouteCreated")
+    } else if blocked {
+        ("True", "RouteQuotaExceeded")
+    } else {
+        return false;
+    };
+    c["status"] == want.0 && c["reason"] == want.1
+}
+
+pub struct KubeOutcome {
+    pub converged: bool,
+    pub seconds: f64,
+    pub mutating_first: u64,
+    pub summary: KubeSummary,
+    pub quota_reported: u64,
+    pub state: Inspection,
+}
+
+pub async fn run(
+    args: &SimulateArgs,
+    cluster: &SimCluster,
+    sim: &AwsSim,
+    server_url: &str,
+    progress: &report::Progress,
+) -> anyhow::Result<KubeOutcome> {
+    let kube = KubeMock::new(KubeMockConfig::from_deploy_dir(deploy_dir(args)?)?);
+    let kube_server = kube.clone().start("127.0.0.1:0".parse()?).await?;
+    for n in &cluster.nodes {
+        kube.upsert_node(json!({
+            "metadata": {"name": n.node.name, "creationTimestamp":
+                jiff::Timestamp::from_second(n.node.created_unix)?.to_string()},
+            "spec": {"providerID": n.node.provider_id, "podCIDR": n.node.pod_cidrs[0],
+                     "podCIDRs": n.node.pod_cidrs},
+            "status": {"addresses": n.node.internal_ips.iter()
+                .map(|ip| json!({"type": "InternalIP", "address": ip.to_string()}))
+                .collect::<Vec<_>>()}
+        }))
+        .map_err(|e| anyhow::anyhow!("seeding node {}: {e:?}", n.node.name))?;
+    }
+    let kubeconfig = std::env::temp_dir().join(format!(
+        "cni-cloud-simulate-{}.kubeconfig",
+        std::process::id()
+    ));
+    std::fs::write(
+        &kubeconfig,
+        kube.kubeconfig(&kube_server.url(), KubeMockConfig::CONTROLLER_TOKEN),
+    )?;
+    let timing = LeaseTiming::default().scaled(args.time_scale);
+    let mut replicas = Vec::new();
+    for r in 0..args.replicas {
+        replicas.push(spawn(
+            format!("replica-{r}"),
+            &kubeconfig,
+            server_url,
+            args,
+            timing,
+        )?);
+    }
+
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs_f64(args.timeout);
+    let mut kill: Option<(u128, f64)> = None; // (wall ms, mock clock seconds)
+    let mut seconds = None;
+    let mut mutating_first = 0;
+    let (state, correct, quota_reported) = loop {
+        let state = sim.inspect(cluster);
+        progress.update(state.routes_present);
+        if kill.is_none()
+            && args
+                .kill_leader_at
+                .is_some_and(|f| state.routes_present as f64 >= f * state.routes_expected as f64)
+            && let Some(leader) = holder(&kube)
+            && let Some(i) = replicas.iter().position(|r| r.identity == leader)
+        {
+            let at = sim
+                .mock
+                .mutations()
+                .last()
+                .map(|m| m.at)
+                .unwrap_or_default();
+            let mut dead = replicas.remove(i);
+            let _ = dead.child.kill();
+            let _ = dead.child.wait();
+            kill = Some((now_ms(), at));
+        }
+        let (correct, reported) = conditions(&kube, cluster, sim);
+        let all = correct == cluster.nodes.len() as u64;
+        if state.is_converged() && seconds.is_none() {
+            seconds = Some(started.elapsed().as_secs_f64());
+            mutating_first = sim.mutating_calls();
+        }
+        if state.is_converged() && all && (args.kill_leader_at.is_none() || kill.is_some()) {
+            break (state, correct, reported);
+        }
+        if Instant::now() > deadline {
+            break (state, correct, reported);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    drop(replicas);
+    let _ = std::fs::remove_file(&kubeconfig);
+
+    let mutations = sim.mock.mutations();
+    let mut seen = BTreeSet::new();
+    let duplicate_mutations = mutations
+        .iter()
+        .filter(|m| m.action != "ModifyNetworkInterfaceAttribute")
+        .filter(|m| !seen.insert((m.action, m.subject.clone(), m.detail.clone())))
+        .count() as u64;
+    let log = kube.lease_log();
+    let holders: Vec<&str> = log.iter().filter_map(|w| w.holder.as_deref()).collect();
+    let leader_changes = holders.windows(2).filter(|w| w[0] != w[1]).count() as u64;
+    let failover_seconds = kill.and_then(|(kill_ms, kill_at)| {
+        let took_over_ms = log
+            .iter()
+            .find(|w| w.at_unix_ms >= kill_ms && w.holder.is_some())?
+            .at_unix_ms;
+        let after = kill_at + (took_over_ms - kill_ms) as f64 / 1000.0;
+        mutations
+            .iter()
+            .find(|m| m.at >= after)
+            .map(|m| m.at - kill_at)
+    });
+    let converged =
+        seconds.is_some() && correct == cluster.nodes.len() as u64 && state.is_converged();
+    Ok(KubeOutcome {
+        converged,
+        seconds: seconds.unwrap_or_else(|| started.elapsed().as_secs_f64()),
+        mutating_first,
+        summary: KubeSummary {
+            replicas: args.replicas,
+            leader_changes,
+            failover_seconds,
+            duplicate_mutations,
+            nodes_condition_correct: correct,
+        },
+        quota_reported,
+        state,
+    })
+}
+
+/// (nodes whose condition matches the cloud, nodes reported RouteQuotaExceeded).
+fn conditions(kube: &KubeMock, cluster: &SimCluster, sim: &AwsSim) -> (u64, u64) {
+    let (routed, blocked) = sim.node_verdicts(cluster);
+    let nodes: BTreeMap<String, serde_json::Value> = kube
+        .nodes()
+        .into_iter()
+        .filter_map(|n| Some((n["metadata"]["name"].as_str()?.to_owned(), n)))
+        .collect();
+    let mut correct = 0;
+    let mut reported = 0;
+    for n in &cluster.nodes {
+        let Some(obj) = nodes.get(&n.node.name) else {
+            continue;
+        };
+        let name = &n.node.name;
+        if condition_correct(obj, routed.contains(name), blocked.contains(name)) {
+            correct += 1;
+        }
+        if obj["status"]["conditions"]
+            .as_array()
+            .is_some_and(|cs| cs.iter().any(|c| c["reason"] == "RouteQuotaExceeded"))
+        {
+            reported += 1;
+        }
+    }
+    (correct, reported)
+}
