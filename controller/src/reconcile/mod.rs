@@ -271,14 +271,15 @@ impl Reconciler {
         let may_write = !self.config.dry_run && self.fence.may_mutate(self.config.mutation_budget);
         let options = self.options(snapshot);
 
-        // Node preparation and the route work run side by side: preparation mostly reads,
-        // the route writes spend the write bucket, so neither waits for the other.
+        // List first (so the listing never queues behind preparation's reads), then node
+        // preparation and the route writes side by side: preparation mostly reads, the
+        // writes spend the write bucket, so neither waits for the other.
+        let tables = self.list(&ids).await?;
         let mut targets = std::mem::take(&mut self.targets);
         let (prepared, work) = {
             let this = &*self;
             let nodes = &nodes;
             let work = async move {
-                let tables = this.list(&ids).await?;
                 let plan = planner::plan(nodes, &this.config.cluster_cidrs, &tables, &options);
                 let (attempted, failed, fenced) = if this.config.dry_run || plan.is_converged() {
                     (0, Vec::new(), false)
