@@ -75,6 +75,7 @@ pub async fn drive(
     let mut failures: u32 = 0;
     let mut passes: u64 = 0;
     let mut was_leader = false;
+    let mut warm_due = Instant::now();
     loop {
         let leading = *leader.borrow_and_update();
         if !leading {
@@ -82,16 +83,29 @@ pub async fn drive(
                 tracing::info!("lost leadership; standing by");
                 was_leader = false;
             }
+            // Keep the caches warm (reads only) so a takeover writes at once.
+            if Instant::now() >= warm_due {
+                let snapshot = snapshots.borrow().clone();
+                if !snapshot.nodes.is_empty() {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        r = reconciler.warm(&snapshot) => if let Err(e) = r {
+                            tracing::debug!(error = %e, "standby warm-up failed");
+                        },
+                    }
+                }
+                warm_due = Instant::now() + timing.resync;
+            }
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 r = leader.changed() => if r.is_err() { return },
+                _ = tokio::time::sleep_until(warm_due) => {}
             }
             continue;
         }
         if !was_leader {
             tracing::info!("leading; reconciling");
             was_leader = true;
-            reconciler.invalidate();
             due = Instant::now();
         }
         if Instant::now() < due {

@@ -175,13 +175,6 @@ impl Reconciler {
         &self.config
     }
 
-    /// Forget discovered tables and targets (after a leadership change: another replica
-    /// may have seen a different world).
-    pub fn invalidate(&mut self) {
-        self.tables = None;
-        self.targets = TargetCache::default();
-    }
-
     async fn managed_tables(&mut self) -> Result<Vec<TableId>, PassError> {
         if let Some((ids, at)) = &self.tables
             && at.elapsed() < self.config.discovery_ttl
@@ -221,6 +214,16 @@ impl Reconciler {
             guard_min: self.config.guard_min,
             authoritative: snapshot.authoritative,
         }
+    }
+
+    /// Standby: discover the tables and resolve node targets (reads only), so that the
+    /// first pass after a takeover goes straight to listing and writing.
+    pub async fn warm(&mut self, snapshot: &NodeSnapshot) -> Result<(), PassError> {
+        self.managed_tables().await?;
+        self.targets
+            .resolve(&self.provider, &snapshot.nodes, self.config.discovery_ttl)
+            .await;
+        Ok(())
     }
 
     /// Compute the plan without writing anything (the `plan` command).
