@@ -30,6 +30,8 @@ pub struct KubeSummary {
     pub leader_changes: u64,
     /// From the kill to the first mutation after the new leader took the Lease.
     pub failover_seconds: Option<f64>,
+    /// From the kill to the new leader's first write of the Lease.
+    pub lease_takeover_seconds: Option<f64>,
     /// The same route write applied twice.
     pub duplicate_mutations: u64,
     /// Nodes whose NetworkUnavailable matches the cloud's verified state.
@@ -246,6 +248,12 @@ pub async fn run(
     let log = kube.lease_log();
     let holders: Vec<&str> = log.iter().filter_map(|w| w.holder.as_deref()).collect();
     let leader_changes = holders.windows(2).filter(|w| w[0] != w[1]).count() as u64;
+    let lease_takeover_seconds = kill.and_then(|(kill_ms, _)| {
+        let w = log
+            .iter()
+            .find(|w| w.at_unix_ms >= kill_ms && w.holder.is_some())?;
+        Some((w.at_unix_ms - kill_ms) as f64 / 1000.0)
+    });
     let failover_seconds = kill.and_then(|(kill_ms, kill_at)| {
         let took_over_ms = log
             .iter()
@@ -267,6 +275,7 @@ pub async fn run(
             replicas: args.replicas,
             leader_changes,
             failover_seconds,
+            lease_takeover_seconds,
             duplicate_mutations,
             nodes_condition_correct: correct,
         },
