@@ -326,11 +326,26 @@ impl LeaseElector {
                 self.set_leader(None);
             }
             tokio::select! {
-                _ = tokio::time::sleep(self.timing.retry_period) => {}
+                _ = tokio::time::sleep(self.next_round_in()) => {}
                 _ = shutdown.cancelled() => break,
             }
         }
         self.release().await;
+    }
+
+    /// A retry period, or less when another holder's claim lapses sooner: a standby then
+    /// claims right at expiry instead of up to a retry period later.
+    fn next_round_in(&self) -> Duration {
+        let retry = self.timing.retry_period;
+        match &self.observed {
+            Some(o) if o.holder.as_deref().is_some_and(|h| h != self.identity) => {
+                let lapses = o.first_seen + o.duration.unwrap_or(self.timing.duration);
+                retry.min(
+                    lapses.saturating_duration_since(Instant::now()) + Duration::from_millis(5),
+                )
+            }
+            _ => retry,
+        }
     }
 
     /// Give the Lease up: clear the holder (client-go's ReleaseOnCancel).

@@ -32,6 +32,8 @@ pub struct KubeSummary {
     pub failover_seconds: Option<f64>,
     /// From the kill to the new leader's first write of the Lease.
     pub lease_takeover_seconds: Option<f64>,
+    /// Lease duration + one retry period the replicas ran with: the failover bound.
+    pub failover_bound_seconds: f64,
     /// The same route write applied twice.
     pub duplicate_mutations: u64,
     /// Nodes whose NetworkUnavailable matches the cloud's verified state.
@@ -183,7 +185,14 @@ pub async fn run(
         &kubeconfig,
         kube.kubeconfig(&kube_server.url(), KubeMockConfig::CONTROLLER_TOKEN),
     )?;
-    let timing = LeaseTiming::default().scaled(args.time_scale);
+    // The Lease carries its duration in whole seconds: round the scaled duration up and keep
+    // client-go's 15 : 10 : 2 ratios, so the bound below is the one the replicas obey.
+    let duration = (15.0 / args.time_scale).ceil().max(1.0);
+    let timing = LeaseTiming {
+        duration: Duration::from_secs_f64(duration),
+        renew_deadline: Duration::from_secs_f64(duration * 10.0 / 15.0),
+        retry_period: Duration::from_secs_f64(duration * 2.0 / 15.0),
+    };
     let mut replicas = Vec::new();
     for r in 0..args.replicas {
         replicas.push(spawn(
@@ -276,6 +285,7 @@ pub async fn run(
             leader_changes,
             failover_seconds,
             lease_takeover_seconds,
+            failover_bound_seconds: (timing.duration + timing.retry_period).as_secs_f64(),
             duplicate_mutations,
             nodes_condition_correct: correct,
         },
