@@ -502,10 +502,12 @@ fn waits_for_pod_cidrs_then_writes_binary_before_config_atomically_and_reasserts
 
     // Re-assert: a deleted config comes back (by rename again), a clobbered binary is
     // restored, forwarding switched off is switched on again.
+    // Drain first: the installer may re-assert before this thread looks again, and its
+    // rename must not be thrown away with our own delete event.
+    watch.events();
     fs::remove_file(&conflist).unwrap();
     fs::write(&installed, b"#!/bin/sh\nexit 1\n").unwrap();
     fs::write(host.root.path().join("proc/sys/net/ipv4/ip_forward"), "0").unwrap();
-    watch.events();
     wait_for(
         "the conflist to be rewritten",
         Duration::from_secs(10),
@@ -524,7 +526,10 @@ fn waits_for_pod_cidrs_then_writes_binary_before_config_atomically_and_reasserts
             .any(|e| e.0 == "conf" && e.1 == "moved_to" && e.2 == CONFLIST)
     );
     assert!(
-        !events.iter().any(|e| e.2 == CONFLIST && e.1 != "moved_to"),
+        // Our own removal is the one delete; the installer only ever renames into place.
+        !events
+            .iter()
+            .any(|e| e.2 == CONFLIST && e.1 != "moved_to" && e.1 != "delete"),
         "{events:#?}"
     );
     // A changed config is put back too.
