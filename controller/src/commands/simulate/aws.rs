@@ -183,6 +183,30 @@ impl AwsSim {
         })
     }
 
+    /// The routes `table` must hold: everything that is not a node route (local, foreign)
+    /// takes room first, per family as EC2 counts it.
+    fn expected_in(
+        &self,
+        table: &cni_cloud_mocks::ec2::state::Table,
+        cluster: &SimCluster,
+        node_cidrs: &BTreeSet<IpNet>,
+    ) -> (BTreeMap<IpNet, String>, BTreeSet<String>) {
+        let others = |v6: bool| {
+            table
+                .routes
+                .iter()
+                .filter(|r| matches!(r.destination, IpNet::V6(_)) == v6)
+                .filter(|r| !node_cidrs.contains(&r.destination))
+                .count() as u64
+        };
+        let capacity = Capacity::PerFamily {
+            v4: self.route_limit.saturating_sub(others(false)),
+            v6: self.route_limit.saturating_sub(others(true)),
+        };
+        let existing: BTreeSet<IpNet> = table.routes.iter().map(|r| r.destination).collect();
+        cluster.expected(capacity, &existing)
+    }
+
     pub fn inspect(&self, cluster: &SimCluster) -> Inspection {
         self.mock.with_world(|w| {
             let mut out = Inspection {
@@ -196,22 +220,7 @@ impl AwsSim {
                 let Some(table) = w.tables.get(id) else {
                     continue;
                 };
-                // Everything that is not a node route takes room: local, foreign.
-                let others = |v6: bool| {
-                    table
-                        .routes
-                        .iter()
-                        .filter(|r| matches!(r.destination, IpNet::V6(_)) == v6)
-                        .filter(|r| !node_cidrs.contains(&r.destination))
-                        .count() as u64
-                };
-                let capacity = Capacity::PerFamily {
-                    v4: self.route_limit.saturating_sub(others(false)),
-                    v6: self.route_limit.saturating_sub(others(true)),
-                };
-                let existing: BTreeSet<IpNet> =
-                    table.routes.iter().map(|r| r.destination).collect();
-                let (expected, table_blocked) = cluster.expected(capacity, &existing);
+                let (expected, table_blocked) = self.expected_in(table, cluster, &node_cidrs);
                 blocked.extend(table_blocked);
                 out.routes_expected += expected.len() as u64;
                 for r in &table.routes {
@@ -257,21 +266,7 @@ impl AwsSim {
                 let Some(table) = w.tables.get(id) else {
                     continue;
                 };
-                let others = |v6: bool| {
-                    table
-                        .routes
-                        .iter()
-                        .filter(|r| matches!(r.destination, IpNet::V6(_)) == v6)
-                        .filter(|r| !node_cidrs.contains(&r.destination))
-                        .count() as u64
-                };
-                let capacity = Capacity::PerFamily {
-                    v4: self.route_limit.saturating_sub(others(false)),
-                    v6: self.route_limit.saturating_sub(others(true)),
-                };
-                let existing: BTreeSet<IpNet> =
-                    table.routes.iter().map(|r| r.destination).collect();
-                let (expected, table_blocked) = cluster.expected(capacity, &existing);
+                let (expected, table_blocked) = self.expected_in(table, cluster, &node_cidrs);
                 blocked.extend(table_blocked);
                 for r in &table.routes {
                     let view = w.view(r);
@@ -297,12 +292,7 @@ impl AwsSim {
     }
 
     pub fn api_calls(&self) -> BTreeMap<String, u64> {
-        self.mock
-            .stats()
-            .snapshot()
-            .into_iter()
-            .map(|(action, outcomes)| (action, outcomes.values().sum()))
-            .collect()
+        super::report::calls_by_action(self.mock.stats())
     }
 
     pub fn mutating_calls(&self) -> u64 {

@@ -188,12 +188,7 @@ impl AzureSim {
     }
 
     pub fn api_calls(&self) -> BTreeMap<String, u64> {
-        self.mock
-            .stats()
-            .snapshot()
-            .into_iter()
-            .map(|(action, outcomes)| (action, outcomes.values().sum()))
-            .collect()
+        super::report::calls_by_action(self.mock.stats())
     }
 
     pub fn mutating_calls(&self) -> u64 {

@@ -6,6 +6,15 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+/// Calls a mock received, by action, whatever their outcome.
+pub fn calls_by_action(stats: &cni_cloud_mocks::common::Stats) -> BTreeMap<String, u64> {
+    stats
+        .snapshot()
+        .into_iter()
+        .map(|(action, outcomes)| (action, outcomes.values().sum()))
+        .collect()
+}
+
 /// The route tables as the mock holds them, judged against the generated cluster.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Inspection {
