@@ -289,6 +289,86 @@ fn check_del_and_lifecycle_edges() {
 }
 
 #[test]
+fn del_answers_before_the_kernel_has_unregistered_the_pair_and_leaves_nothing() {
+    if !ready(&["ip", "ping"]) {
+        return;
+    }
+    let (node, data) = single_node();
+    // An address for the node to ping from (its only other interfaces are the host veths).
+    node.ip(&["addr", "add", "192.0.2.1/32", "dev", "lo"]);
+    let pod = Netns::new("pod");
+    let id = unique("d");
+    let c = v4conf("1.1.0", data.path());
+    let add = Call::new("ADD", &id, "eth0", &pod.path());
+    let del = Call::new("DEL", &id, "eth0", &pod.path());
+    let ip = pod_ip(&cni(&node, &add, &c).ok(), true);
+
+    // The moment DEL answers: no host route to the pod, no interface under either name, the
+    // address released — whatever the kernel still has to unregister is renamed aside.
+    cni(&node, &del, &c).ok();
+    assert_eq!(node.ip(&["route", "show", &format!("{ip}/32")]).trim(), "");
+    assert!(node.host_veths().is_empty(), "{:?}", node.links());
+    assert!(
+        !pod.links().contains(&"eth0".to_string()),
+        "{:?}",
+        pod.links()
+    );
+    assert_eq!(state(data.path(), "life"), (vec![], vec![]));
+
+    // So the same container and ifname can be ADDed straight back into the same netns, and
+    // it works end to end.
+    let again = pod_ip(&cni(&node, &add, &c).ok(), true);
+    assert!(
+        node.ping(&again),
+        "node cannot reach the re-added pod at {again}"
+    );
+    cni(&node, &del, &c).ok();
+
+    // The detached deleters finish on their own: nothing is left on either side.
+    assert!(
+        node.retired_drain(),
+        "retired links left: {:?}",
+        node.links()
+    );
+    assert!(pod.retired().is_empty(), "{:?}", pod.links());
+}
+
+#[test]
+fn gc_removes_retired_links_a_killed_deleter_left_and_nothing_else() {
+    if !ready(&["ip"]) {
+        return;
+    }
+    let (node, data) = single_node();
+    let peer = Netns::new("pod");
+    // What a deleter killed before it ran leaves: a down veth pair named aside.
+    node.ip(&[
+        "link",
+        "add",
+        "cnix0000000abcd",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "cnix0000000abcd",
+        "netns",
+        &peer.name,
+    ]);
+    // Not ours to remove though the name matches: a bridge, and a veth that is up.
+    node.ip(&["link", "add", "cnixbridge", "type", "bridge"]);
+    node.ip(&[
+        "link", "add", "cnixup", "type", "veth", "peer", "name", "p0", "netns", &peer.name,
+    ]);
+    node.ip(&["link", "set", "cnixup", "up"]);
+    let mut gc = v4conf("1.1.0", data.path());
+    gc["cni.dev/valid-attachments"] = json!([]);
+    cni(&node, &Call::verb("GC"), &gc).ok();
+    let mut left = node.retired();
+    left.sort();
+    assert_eq!(left, vec!["cnixbridge".to_string(), "cnixup".to_string()]);
+    assert!(peer.retired().is_empty(), "{:?}", peer.links());
+}
+
+#[test]
 fn gc_keeps_valid_attachments_and_reclaims_the_rest() {
     if !ready(&["ip"]) {
         return;

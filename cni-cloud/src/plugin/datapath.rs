@@ -169,12 +169,119 @@ pub fn setup(
     })
 }
 
-/// Removes the host end (the kernel removes its peer and the host routes with it).
-/// Ok(false) when there was nothing to remove.
+/// Removes the host end now (the kernel removes its peer and the host routes with it).
+/// Ok(false) when there was nothing to remove. For ADD's undo and GC; DEL uses [`retire`].
 pub fn teardown(a: &Attachment) -> Result<bool> {
     let mut host = Netlink::open().map_err(kernel("open netlink"))?;
     host.delete_link(&host_veth_name(a))
         .map_err(kernel("delete host veth"))
+}
+
+/// Host links of DELeted attachments whose unregistration was handed to a detached process:
+/// `cnix` + the link's index (unique while the link exists). Everything named so is ours, down
+/// and routeless; GC removes any the detached process did not get to.
+pub const RETIRED_PREFIX: &str = "cnix";
+
+fn retired_name(index: u32) -> String {
+    format!("{RETIRED_PREFIX}{index:011x}")
+}
+
+/// DEL's teardown. Ok(false) when the attachment had no host end (already gone).
+///
+/// Unregistering a veth pair holds the caller for RCU grace periods — 15–20 ms here, most of
+/// a DEL — so that part runs in a detached child, and everything a runtime may rely on once
+/// DEL has answered is done first, synchronously: the host end goes down (the kernel drops
+/// every host route through it at that moment and the pod loses carrier), then both ends are
+/// renamed aside, so an immediate re-ADD of the same container and ifname — even into the same
+/// netns — finds both names free. If any of that fails, the pair is deleted synchronously
+/// instead, as before.
+pub fn retire(a: &Attachment, netns: Option<&std::fs::File>) -> Result<bool> {
+    let host_name = host_veth_name(a);
+    let mut host = Netlink::open().map_err(kernel("open netlink"))?;
+    let Some(link) = host
+        .link_by_name(&host_name)
+        .map_err(kernel("look up host veth"))?
+    else {
+        return Ok(false);
+    };
+    let grave = retired_name(link.index);
+    let set_aside = host.set_down(link.index).is_ok()
+        && netns.is_none_or(|ns| retire_pod_end(a, ns, link.index, &grave))
+        && host.rename(link.index, &grave).is_ok();
+    if set_aside && delete_detached(link.index) {
+        return Ok(true);
+    }
+    host.delete_index(link.index)
+        .map_err(kernel("delete host veth"))
+}
+
+/// Downs and renames the pod's end of the pair whose host end is `host_index`; true when
+/// nothing of ours is left under the attachment's ifname. Another link under that name (not
+/// our peer) is left alone.
+fn retire_pod_end(a: &Attachment, netns: &std::fs::File, host_index: u32, grave: &str) -> bool {
+    let ifname = a.ifname.clone();
+    let grave = grave.to_string();
+    run_in(netns.as_fd(), move || {
+        let mut pod = Netlink::open().map_err(kernel("open netlink in pod"))?;
+        match pod
+            .link_by_name(&ifname)
+            .map_err(kernel("look up pod interface"))?
+        {
+            Some(l) if l.peer_index == Some(host_index) => {
+                pod.set_down(l.index)
+                    .map_err(kernel("set pod interface down"))?;
+                pod.rename(l.index, &grave)
+                    .map_err(kernel("rename pod interface"))
+            }
+            _ => Ok(()),
+        }
+    })
+    .is_ok()
+}
+
+/// Forks a child that deletes link `index` and exits; the caller does not wait for it. False
+/// when no child could be started.
+fn delete_detached(index: u32) -> bool {
+    // SAFETY: the plugin is single-threaded here (netns threads are scoped and joined before
+    // this runs), and glibc's fork leaves malloc usable in the child. The child drops the
+    // runtime's pipes first — the runtime reads stdout to EOF, so holding them would make it
+    // wait for the deletion after all — and leaves with _exit, never through Rust's exit
+    // path, which could flush the parent's buffered output a second time.
+    unsafe {
+        match libc::fork() {
+            0 => {
+                libc::setsid();
+                let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+                if null >= 0 {
+                    for fd in 0..3 {
+                        libc::dup2(null, fd);
+                    }
+                }
+                let done = Netlink::open().and_then(|mut n| n.delete_index(index));
+                libc::_exit(if done.is_ok() { 0 } else { 1 })
+            }
+            pid => pid > 0,
+        }
+    }
+}
+
+/// GC: removes retired host links a detached deleter did not get to (it was killed, or the
+/// node ran out of processes). Only down veths under [`RETIRED_PREFIX`] are touched.
+pub fn sweep_retired() -> Result<usize> {
+    let mut host = Netlink::open().map_err(kernel("open netlink"))?;
+    let mut removed = 0;
+    for l in host.links().map_err(kernel("list host links"))? {
+        if l.name.starts_with(RETIRED_PREFIX)
+            && l.kind.as_deref() == Some("veth")
+            && l.flags & IFF_UP == 0
+            && host
+                .delete_index(l.index)
+                .map_err(kernel("delete retired veth"))?
+        {
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 fn mismatch(what: String) -> CniError {

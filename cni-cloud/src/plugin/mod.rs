@@ -125,8 +125,15 @@ fn add(env: &Env, conf: &NetConf) -> Result<String> {
 
 fn del(env: &Env, conf: &NetConf) -> Result<()> {
     let a = attachment(env);
+    // The netns is optional on DEL (it may be gone already); it is only used to move the
+    // pod's end of the pair aside, and one that is not a usable netns is simply not used.
+    let netns = env
+        .netns
+        .as_deref()
+        .filter(|p| !p.is_empty())
+        .and_then(|p| netns::open_pod_netns(p).ok());
     // Host side first, then the addresses: a crash in between leaves a record DEL/GC redo.
-    datapath::teardown(a)?;
+    datapath::retire(a, netns.as_ref())?;
     if !conf.data_dir.join(&conf.name).exists() {
         return Ok(()); // nothing was ever allocated here (or the node rebooted)
     }
@@ -175,18 +182,18 @@ fn gc(conf: &NetConf) -> Result<()> {
         .ok_or_else(|| CniError::config("GC needs cni.dev/valid-attachments"))?
         .iter()
         .collect();
-    if !conf.data_dir.join(&conf.name).exists() {
-        return Ok(());
-    }
-    let store = Store::new(&conf.data_dir, &conf.name);
-    let locked = store.lock()?;
-    for a in locked.attachments()? {
-        if !valid.contains(&a) {
-            datapath::teardown(&a)?;
-            locked.release(&a)?;
+    if conf.data_dir.join(&conf.name).exists() {
+        let store = Store::new(&conf.data_dir, &conf.name);
+        let locked = store.lock()?;
+        for a in locked.attachments()? {
+            if !valid.contains(&a) {
+                datapath::teardown(&a)?;
+                locked.release(&a)?;
+            }
         }
+        locked.sweep_orphans()?;
     }
-    locked.sweep_orphans()?;
+    datapath::sweep_retired()?;
     Ok(())
 }
 

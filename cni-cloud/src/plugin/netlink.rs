@@ -33,6 +33,7 @@ const NLMSG_DONE: u16 = 3;
 const IFLA_ADDRESS: u16 = 1;
 const IFLA_IFNAME: u16 = 3;
 const IFLA_MTU: u16 = 4;
+const IFLA_LINK: u16 = 5;
 const IFLA_LINKINFO: u16 = 18;
 const IFLA_NET_NS_FD: u16 = 28;
 const IFLA_INFO_KIND: u16 = 1;
@@ -69,6 +70,10 @@ pub struct Link {
     pub flags: u32,
     pub mac: [u8; 6],
     pub mtu: u32,
+    /// IFLA_LINK: for a veth, the peer's index in the peer's namespace.
+    pub peer_index: Option<u32>,
+    /// IFLA_INFO_KIND, e.g. "veth".
+    pub kind: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -399,9 +404,42 @@ impl Netlink {
         }
     }
 
+    /// Every link of this namespace.
+    pub fn links(&mut self) -> io::Result<Vec<Link>> {
+        let m = Msg::new(RTM_GETLINK, NLM_F_DUMP, &ifinfomsg(0, 0, 0, 0));
+        Ok(self
+            .request(m)?
+            .iter()
+            .filter(|(k, _)| *k == RTM_NEWLINK)
+            .filter_map(|(_, p)| parse_link(p))
+            .collect())
+    }
+
     pub fn set_up(&mut self, index: u32) -> io::Result<()> {
         let m = Msg::new(RTM_NEWLINK, NLM_F_ACK, &ifinfomsg(0, index, IFF_UP, IFF_UP));
         self.request(m).map(drop)
+    }
+
+    pub fn set_down(&mut self, index: u32) -> io::Result<()> {
+        let m = Msg::new(RTM_NEWLINK, NLM_F_ACK, &ifinfomsg(0, index, 0, IFF_UP));
+        self.request(m).map(drop)
+    }
+
+    /// Renames a link; the kernel refuses (EBUSY) while it is up.
+    pub fn rename(&mut self, index: u32, name: &str) -> io::Result<()> {
+        let mut m = Msg::new(RTM_NEWLINK, NLM_F_ACK, &ifinfomsg(0, index, 0, 0));
+        m.attr(IFLA_IFNAME, &cstr(name));
+        self.request(m).map(drop)
+    }
+
+    /// Deletes a link by index; Ok(false) when there is none.
+    pub fn delete_index(&mut self, index: u32) -> io::Result<bool> {
+        let m = Msg::new(RTM_DELLINK, NLM_F_ACK, &ifinfomsg(0, index, 0, 0));
+        match self.request(m) {
+            Ok(_) => Ok(true),
+            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Deletes a link by name; Ok(false) when there is none.
@@ -598,6 +636,8 @@ fn parse_link(p: &[u8]) -> Option<Link> {
         flags,
         mac: [0; 6],
         mtu: 0,
+        peer_index: None,
+        kind: None,
     };
     for (k, v) in attrs(&p[16..]) {
         match k {
@@ -607,6 +647,18 @@ fn parse_link(p: &[u8]) -> Option<Link> {
             }
             IFLA_ADDRESS if v.len() == 6 => link.mac.copy_from_slice(v),
             IFLA_MTU if v.len() == 4 => link.mtu = u32::from_ne_bytes(v.try_into().ok()?),
+            IFLA_LINK if v.len() == 4 => {
+                link.peer_index = Some(u32::from_ne_bytes(v.try_into().ok()?))
+            }
+            IFLA_LINKINFO => {
+                link.kind = attrs(v)
+                    .into_iter()
+                    .find(|(k, _)| *k == IFLA_INFO_KIND)
+                    .map(|(_, v)| {
+                        String::from_utf8_lossy(v.split(|b| *b == 0).next().unwrap_or(&[]))
+                            .into_owned()
+                    })
+            }
             _ => {}
         }
     }

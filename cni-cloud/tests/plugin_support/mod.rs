@@ -156,6 +156,26 @@ impl Netns {
             .collect()
     }
 
+    /// Links of DELeted attachments still waiting for their detached deletion (`cnix…`).
+    pub fn retired(&self) -> Vec<String> {
+        self.links()
+            .into_iter()
+            .filter(|l| l.starts_with("cnix"))
+            .collect()
+    }
+
+    /// Waits up to 10 s for the detached deleters to finish; false if links are left.
+    pub fn retired_drain(&self) -> bool {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !self.retired().is_empty() {
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        true
+    }
+
     pub fn host_veths(&self) -> Vec<String> {
         self.links()
             .into_iter()
@@ -249,7 +269,7 @@ impl Call {
         Self::new(command, "", "", "")
     }
 
-    fn env(&self) -> Vec<(&'static str, String)> {
+    pub fn env(&self) -> Vec<(&'static str, String)> {
         let mut v = vec![("CNI_PATH", REFERENCE_DIR.to_string())];
         for (k, val) in [
             ("CNI_COMMAND", &self.command),
