@@ -72,6 +72,67 @@ fn sixty_four_concurrent_adds_get_distinct_addresses_and_concurrent_dels_free_th
 }
 
 #[test]
+fn a_store_locked_past_lock_timeout_answers_11_and_creates_nothing() {
+    if !ready(&["ip"]) {
+        return;
+    }
+    let node = Netns::new("node");
+    let pod = Netns::new("pod");
+    let data = temp_dir();
+    let mut c = conf(
+        "1.1.0",
+        "busy",
+        data.path(),
+        json!([[{"subnet": "10.82.0.0/24"}]]),
+    );
+    c["lockTimeoutMs"] = json!(150);
+    let add = Call::new("ADD", &unique("l"), "eth0", &pod.path());
+    // First ADD creates the store; then another "plugin process" holds its lock.
+    let first = Netns::new("pod");
+    cni(
+        &node,
+        &Call::new("ADD", &unique("l"), "eth0", &first.path()),
+        &c,
+    )
+    .ok();
+    let lock = std::fs::File::open(data.path().join("busy/lock")).unwrap();
+    // SAFETY: flock on a descriptor this test owns; released when it is dropped.
+    assert_eq!(
+        unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) },
+        0
+    );
+    let before = state(data.path(), "busy");
+    let r = cni(&node, &add, &c);
+    assert_eq!(r.err_code(), 11, "{r:?}");
+    assert!(
+        r.json()["msg"].as_str().unwrap().contains("locked"),
+        "{r:?}"
+    );
+    assert_eq!(state(data.path(), "busy"), before);
+    assert_eq!(node.host_veths().len(), 1);
+    assert!(!pod.links().contains(&"eth0".to_string()));
+    // DEL waits for the same lock and says so the same way; the runtime retries later.
+    let del = Call::new("DEL", &unique("l"), "eth0", &pod.path());
+    assert_eq!(cni(&node, &del, &c).err_code(), 11);
+    drop(lock);
+    cni(&node, &add, &c).ok();
+    assert_eq!(node.host_veths().len(), 2);
+
+    // The knob itself is validated: out of range is an invalid config (7), nothing created.
+    for bad in [json!(0), json!(-5), json!("1s"), json!(600_001)] {
+        let mut b = c.clone();
+        b["lockTimeoutMs"] = bad.clone();
+        let r = cni(
+            &node,
+            &Call::new("ADD", &unique("l"), "eth0", &pod.path()),
+            &b,
+        );
+        assert_eq!(r.err_code(), 7, "lockTimeoutMs {bad}: {r:?}");
+    }
+    assert_eq!(node.host_veths().len(), 2);
+}
+
+#[test]
 fn exhaustion_answers_code_100_and_creates_nothing() {
     if !ready(&["ip"]) {
         return;

@@ -13,6 +13,9 @@ use super::error::{CniError, INCOMPATIBLE_VERSION, Result, UNSUPPORTED_FIELD};
 pub const SUPPORTED_VERSIONS: &[&str] = &["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
 pub const DEFAULT_DATA_DIR: &str = "/run/cni-cloud";
 pub const DEFAULT_MTU: u32 = 1500;
+/// How long a plugin process waits for the IPAM lock before answering 11 (try again later):
+/// far above any ADD/DEL's hold (milliseconds), well below a runtime's CNI timeout.
+pub const DEFAULT_LOCK_TIMEOUT_MS: u64 = 20_000;
 
 /// One host-local style range: a subnet, optionally narrowed to [start, end].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +33,8 @@ pub struct NetConf {
     pub ranges: Vec<Vec<Range>>,
     pub data_dir: PathBuf,
     pub mtu: u32,
+    /// `lockTimeoutMs`: the wait for the IPAM store's lock.
+    pub lock_timeout: std::time::Duration,
     pub prev_result: Option<Value>,
     /// GC: the attachments to keep (`cni.dev/valid-attachments`, or the older `cni.dev/attachments`).
     pub valid_attachments: Option<Vec<Attachment>>,
@@ -110,6 +115,17 @@ pub fn parse(raw: &[u8]) -> Result<NetConf> {
             }
         },
     };
+    let lock_timeout = match obj.get("lockTimeoutMs") {
+        None => DEFAULT_LOCK_TIMEOUT_MS,
+        Some(v) => match v.as_u64() {
+            Some(ms @ 1..=600_000) => ms,
+            _ => {
+                return Err(CniError::config(format!(
+                    "lockTimeoutMs {v} is not an integer in 1..=600000"
+                )));
+            }
+        },
+    };
     let prev_result = match obj.get("prevResult") {
         None | Some(Value::Null) => None,
         Some(v @ Value::Object(_)) => Some(v.clone()),
@@ -128,6 +144,7 @@ pub fn parse(raw: &[u8]) -> Result<NetConf> {
         ranges,
         data_dir,
         mtu,
+        lock_timeout: std::time::Duration::from_millis(lock_timeout),
         prev_result,
         valid_attachments,
     })

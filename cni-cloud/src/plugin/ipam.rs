@@ -26,11 +26,10 @@ use super::config::Range;
 use super::env::Attachment;
 use super::error::{ALREADY_ATTACHED, CniError, RANGE_EXHAUSTED, Result, TRY_AGAIN};
 
-/// How long an ADD waits for another plugin process before answering "try again later".
-const LOCK_TIMEOUT: Duration = Duration::from_secs(20);
-
 pub struct Store {
     dir: PathBuf,
+    /// How long `lock` waits for another plugin process before answering 11 (try again).
+    lock_timeout: Duration,
 }
 
 /// Held while the store is locked; the flock goes with the file.
@@ -48,9 +47,10 @@ fn io(what: &str) -> impl Fn(std::io::Error) -> CniError + '_ {
 }
 
 impl Store {
-    pub fn new(data_dir: &Path, network: &str) -> Self {
+    pub fn new(data_dir: &Path, network: &str, lock_timeout: Duration) -> Self {
         Self {
             dir: data_dir.join(network),
+            lock_timeout,
         }
     }
 
@@ -59,10 +59,7 @@ impl Store {
     }
 
     pub fn lock(&self) -> Result<Locked<'_>> {
-        self.lock_for(LOCK_TIMEOUT)
-    }
-
-    pub fn lock_for(&self, timeout: Duration) -> Result<Locked<'_>> {
+        let timeout = self.lock_timeout;
         for sub in ["attachments", "ips"] {
             fs::create_dir_all(self.dir.join(sub)).map_err(io("create dataDir"))?;
         }
@@ -416,7 +413,7 @@ mod tests {
     #[test]
     fn allocates_round_robin_and_skips_network_and_broadcast() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::new(dir.path(), "n");
+        let store = Store::new(dir.path(), "n", Duration::from_secs(5));
         let l = store.lock().unwrap();
         let sets = vec![set("10.0.0.0/30")];
         assert_eq!(
@@ -441,7 +438,7 @@ mod tests {
     #[test]
     fn freed_address_is_reused_last() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::new(dir.path(), "n");
+        let store = Store::new(dir.path(), "n", Duration::from_secs(5));
         let l = store.lock().unwrap();
         let sets = vec![set("10.0.0.0/29")];
         let a = l.allocate(&att("a"), &sets).unwrap();
@@ -453,7 +450,7 @@ mod tests {
     #[test]
     fn second_add_without_del_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::new(dir.path(), "n");
+        let store = Store::new(dir.path(), "n", Duration::from_secs(5));
         let l = store.lock().unwrap();
         let sets = vec![set("10.0.0.0/24"), set("fd00::/120")];
         let ips = l.allocate(&att("a"), &sets).unwrap();
@@ -468,7 +465,7 @@ mod tests {
     #[test]
     fn release_never_frees_an_address_someone_else_owns() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::new(dir.path(), "n");
+        let store = Store::new(dir.path(), "n", Duration::from_secs(5));
         let l = store.lock().unwrap();
         let sets = vec![set("10.0.0.0/30")];
         let ip = l.allocate(&att("a"), &sets).unwrap()[0];
@@ -481,7 +478,7 @@ mod tests {
     #[test]
     fn ipv6_64_is_capped_and_allocates_in_order() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::new(dir.path(), "n");
+        let store = Store::new(dir.path(), "n", Duration::from_secs(5));
         let l = store.lock().unwrap();
         let sets = vec![set("fd00:1::/64")];
         assert_eq!(
@@ -498,11 +495,25 @@ mod tests {
     #[test]
     fn orphans_are_swept() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::new(dir.path(), "n");
+        let store = Store::new(dir.path(), "n", Duration::from_secs(5));
         let l = store.lock().unwrap();
         fs::write(l.ip_path("10.0.0.9".parse().unwrap()), "ghost:eth0").unwrap();
         fs::write(store.dir().join("attachments/.x.tmp.1"), "").unwrap();
         assert_eq!(l.sweep_orphans().unwrap(), 2);
         assert_eq!(l.free_per_set(&[set("10.0.0.0/28")]).unwrap(), vec![14]);
+    }
+
+    #[test]
+    fn a_lock_held_past_the_timeout_is_try_again_and_free_again_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let patient = Store::new(dir.path(), "n", Duration::from_secs(5));
+        let hasty = Store::new(dir.path(), "n", Duration::from_millis(30));
+        let held = patient.lock().unwrap();
+        let started = Instant::now();
+        let err = hasty.lock().err().expect("the lock is held");
+        assert_eq!(err.code, TRY_AGAIN);
+        assert!(started.elapsed() >= Duration::from_millis(30));
+        drop(held);
+        hasty.lock().expect("free once the holder is gone");
     }
 }

@@ -98,7 +98,7 @@ fn add(env: &Env, conf: &NetConf) -> Result<String> {
         .as_ref()
         .map(CniResult::parse)
         .transpose()?;
-    let store = Store::new(&conf.data_dir, &conf.name);
+    let store = Store::new(&conf.data_dir, &conf.name, conf.lock_timeout);
     // The lock covers only the store; the kernel work runs unlocked so parallel ADDs overlap.
     let ips = store.lock()?.allocate(a, &conf.ranges)?;
     match datapath::setup(a, &netns, netns_path, &ips, conf.mtu) {
@@ -137,7 +137,9 @@ fn del(env: &Env, conf: &NetConf) -> Result<()> {
     if !conf.data_dir.join(&conf.name).exists() {
         return Ok(()); // nothing was ever allocated here (or the node rebooted)
     }
-    Store::new(&conf.data_dir, &conf.name).lock()?.release(a)?;
+    Store::new(&conf.data_dir, &conf.name, conf.lock_timeout)
+        .lock()?
+        .release(a)?;
     Ok(())
 }
 
@@ -154,7 +156,7 @@ fn check(env: &Env, conf: &NetConf) -> Result<()> {
         .as_ref()
         .ok_or_else(|| CniError::config("CHECK needs prevResult"))
         .and_then(CniResult::parse)?;
-    let store = Store::new(&conf.data_dir, &conf.name);
+    let store = Store::new(&conf.data_dir, &conf.name, conf.lock_timeout);
     let reserved = store.lock()?.lookup(a)?.ok_or_else(|| {
         CniError::new(
             UNKNOWN_CONTAINER,
@@ -183,7 +185,7 @@ fn gc(conf: &NetConf) -> Result<()> {
         .iter()
         .collect();
     if conf.data_dir.join(&conf.name).exists() {
-        let store = Store::new(&conf.data_dir, &conf.name);
+        let store = Store::new(&conf.data_dir, &conf.name, conf.lock_timeout);
         let locked = store.lock()?;
         for a in locked.attachments()? {
             if !valid.contains(&a) {
@@ -202,7 +204,7 @@ fn status(conf: &NetConf) -> Result<()> {
     if conf.ranges.is_empty() {
         return Err(CniError::new(NOT_AVAILABLE, "no address ranges configured"));
     }
-    let store = Store::new(&conf.data_dir, &conf.name);
+    let store = Store::new(&conf.data_dir, &conf.name, conf.lock_timeout);
     let free = store.lock()?.free_per_set(&conf.ranges)?;
     if let Some(i) = free.iter().position(|f| *f == 0) {
         let subnets: Vec<String> = conf.ranges[i]
