@@ -14,7 +14,7 @@ use std::os::fd::{AsFd, AsRawFd};
 
 use super::env::Attachment;
 use super::error::{CHECK_FAILED, CniError, HOST_NAME_TAKEN, Result};
-use super::netlink::{IFF_UP, Netlink, format_mac};
+use super::netlink::{IFF_UP, Netlink, Request, format_mac};
 use super::netns::{run_in, sysctl};
 use super::result::{CniResult, Interface, IpConfig, RouteEntry};
 
@@ -46,9 +46,107 @@ fn kernel(what: &str) -> impl Fn(std::io::Error) -> CniError + '_ {
     move |e| CniError::kernel(what, e)
 }
 
+/// The pod's half of an ADD, on a dedicated OS thread that has joined the pod's netns (so
+/// its netlink socket, and the sysctls it writes, are the pod's). It is started before the
+/// address allocation, so the thread's start, `setns` and socket overlap the IPAM work, and
+/// it configures the pod end while the calling thread adds the host routes.
+pub struct PodSide<'scope> {
+    job: std::sync::mpsc::SyncSender<PodJob>,
+    done: std::thread::ScopedJoinHandle<'scope, Result<()>>,
+}
+
+struct PodJob {
+    index: u32,
+    ifname: String,
+    ips: Vec<IpAddr>,
+}
+
+impl<'scope> PodSide<'scope> {
+    /// Starts the thread; dropping the value without [`setup`] lets it end unused.
+    pub fn start<'env>(
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        netns: &'env std::fs::File,
+    ) -> Self {
+        let (job, jobs) = std::sync::mpsc::sync_channel::<PodJob>(1);
+        let raw = netns.as_raw_fd();
+        let done = scope.spawn(move || {
+            // SAFETY: setns on this thread only; the fd outlives the scope.
+            if unsafe { libc::setns(raw, libc::CLONE_NEWNET) } != 0 {
+                return Err(CniError::kernel(
+                    "setns into the pod netns",
+                    std::io::Error::last_os_error(),
+                ));
+            }
+            let mut pod = Netlink::open().map_err(kernel("open netlink in pod"))?;
+            match jobs.recv() {
+                Ok(job) => configure_pod(&mut pod, job),
+                Err(_) => Ok(()), // the ADD ended before the pod side was needed
+            }
+        });
+        Self { job, done }
+    }
+
+    /// Hands the pod end's index and addresses to the thread, which configures it while the
+    /// caller goes on; [`PodSide::finish`] collects the outcome.
+    fn dispatch(&self, job: PodJob) {
+        // A closed channel means the thread already ended (setns failed): `finish` says why.
+        let _ = self.job.send(job);
+    }
+
+    fn finish(self) -> Result<()> {
+        drop(self.job);
+        self.done
+            .join()
+            .unwrap_or_else(|_| Err(CniError::kernel("pod netns thread", "panicked")))
+    }
+}
+
+/// Addresses, gateway neighbour entries and routes of the pod end, in one netlink batch.
+fn configure_pod(pod: &mut Netlink, job: PodJob) -> Result<()> {
+    if job.ips.iter().any(IpAddr::is_ipv6) {
+        // Belt and braces with IFA_F_NODAD: nothing on this interface waits for DAD.
+        let _ = sysctl(&format!("net/ipv6/conf/{}/accept_dad", job.ifname), "0");
+    }
+    let mut requests = Vec::new();
+    for ip in &job.ips {
+        requests.push(Request::add_addr(job.index, *ip, host_len(ip)));
+    }
+    requests.push(Request::set_up(job.index));
+    for ip in &job.ips {
+        let gw = gateway(ip);
+        requests.push(Request::add_neighbour(job.index, gw, HOST_MAC));
+        if gw.is_ipv4() {
+            requests.push(Request::add_route(gw, 32, None, job.index));
+        }
+        let any = if ip.is_ipv4() {
+            IpAddr::from([0u8; 4])
+        } else {
+            IpAddr::from([0u8; 16])
+        };
+        requests.push(Request::add_route(any, 0, Some(gw), job.index));
+    }
+    pod.batch(requests)
+        .map_err(kernel("configure pod interface"))
+}
+
+/// A random locally administered unicast MAC for the pod end (what the kernel would pick),
+/// chosen here so the result can name it without asking the pod's namespace.
+fn random_mac() -> [u8; 6] {
+    let mut mac = [0u8; 6];
+    // SAFETY: getrandom into a local buffer of the given length.
+    let n = unsafe { libc::getrandom(mac.as_mut_ptr().cast(), mac.len(), 0) };
+    if n != mac.len() as isize {
+        // No entropy source: any unicast MAC works on a point-to-point link.
+        mac = [0x02, 0, 0, 0, 0, 1];
+    }
+    mac[0] = (mac[0] & 0xfe) | 0x02;
+    mac
+}
+
 /// Creates the attachment. On error the caller tears down (the host veth name is enough).
 pub fn setup(
     a: &Attachment,
+    pod: PodSide<'_>,
     netns: &std::fs::File,
     netns_path: &str,
     ips: &[IpAddr],
@@ -56,19 +154,6 @@ pub fn setup(
 ) -> Result<CniResult> {
     let host_name = host_veth_name(a);
     let mut host = Netlink::open().map_err(kernel("open netlink"))?;
-    if host
-        .link_by_name(&host_name)
-        .map_err(kernel("look up host veth"))?
-        .is_some()
-    {
-        return Err(CniError::new(
-            HOST_NAME_TAKEN,
-            format!(
-                "host interface {host_name} for {}/{} already exists",
-                a.container_id, a.ifname
-            ),
-        ));
-    }
     let has_v4 = ips.iter().any(IpAddr::is_ipv4);
     let has_v6 = ips.iter().any(IpAddr::is_ipv6);
     if has_v4 {
@@ -77,62 +162,59 @@ pub fn setup(
     if has_v6 {
         sysctl("net/ipv6/conf/all/forwarding", "1").map_err(kernel("enable IPv6 forwarding"))?;
     }
-    host.create_veth(&host_name, HOST_MAC, &a.ifname, netns.as_raw_fd(), mtu)
-        .map_err(kernel("create veth pair"))?;
+    let pod_mac = random_mac();
+    host.create_veth(
+        &host_name,
+        HOST_MAC,
+        &a.ifname,
+        pod_mac,
+        netns.as_raw_fd(),
+        mtu,
+    )
+    .map_err(|e| {
+        if e.raw_os_error() == Some(libc::EEXIST) {
+            CniError::new(
+                HOST_NAME_TAKEN,
+                format!(
+                    "host interface {host_name} (or {} in the pod) for {}/{} already exists",
+                    a.ifname, a.container_id, a.ifname
+                ),
+            )
+        } else {
+            CniError::kernel("create veth pair", e)
+        }
+    })?;
     let link = host
         .link_by_name(&host_name)
         .map_err(kernel("look up host veth"))?
         .ok_or_else(|| CniError::kernel("look up host veth", "vanished after creation"))?;
-    if has_v6 {
-        // The gateway address itself, usable at once: the host answers the pod's traffic to
-        // fe80::1 and sends its neighbour solicitations from it.
-        sysctl(&format!("net/ipv6/conf/{host_name}/accept_dad"), "0")
-            .map_err(kernel("host accept_dad"))?;
-        host.add_addr(link.index, GATEWAY_V6, 64)
-            .map_err(kernel("add fe80::1 to host veth"))?;
-    }
-    host.set_up(link.index)
-        .map_err(kernel("set host veth up"))?;
-    let ifname = a.ifname.clone();
-    let pod_ips = ips.to_vec();
-    let pod_mac = run_in(netns.as_fd(), move || {
-        let mut pod = Netlink::open().map_err(kernel("open netlink in pod"))?;
-        let link = pod
-            .link_by_name(&ifname)
-            .map_err(kernel("look up pod interface"))?
-            .ok_or_else(|| CniError::kernel("look up pod interface", "not found after creation"))?;
-        if pod_ips.iter().any(IpAddr::is_ipv6) {
-            // Belt and braces with IFA_F_NODAD: nothing on this interface waits for DAD.
-            let _ = sysctl(&format!("net/ipv6/conf/{ifname}/accept_dad"), "0");
+    let pod_index = link
+        .peer_index
+        .ok_or_else(|| CniError::kernel("look up host veth", "no peer index"))?;
+    let job = PodJob {
+        index: pod_index,
+        ifname: a.ifname.clone(),
+        ips: ips.to_vec(),
+    };
+    // The pod end is configured on its thread while the host side is finished here.
+    pod.dispatch(job);
+    let host_side = (|| {
+        if has_v6 {
+            // The gateway address itself, usable at once: the host answers the pod's traffic
+            // to fe80::1 and sends its neighbour solicitations from it.
+            sysctl(&format!("net/ipv6/conf/{host_name}/accept_dad"), "0")
+                .map_err(kernel("host accept_dad"))?;
+            host.add_addr(link.index, GATEWAY_V6, 64)
+                .map_err(kernel("add fe80::1 to host veth"))?;
         }
-        for ip in &pod_ips {
-            pod.add_addr(link.index, *ip, host_len(ip))
-                .map_err(kernel("add pod address"))?;
-        }
-        pod.set_up(link.index)
-            .map_err(kernel("set pod interface up"))?;
-        for ip in &pod_ips {
-            let gw = gateway(ip);
-            pod.add_neighbour(link.index, gw, HOST_MAC)
-                .map_err(kernel("add gateway neighbour"))?;
-            if gw.is_ipv4() {
-                pod.add_route(gw, 32, None, link.index)
-                    .map_err(kernel("add gateway route"))?;
-            }
-            let any = if ip.is_ipv4() {
-                IpAddr::from([0u8; 4])
-            } else {
-                IpAddr::from([0u8; 16])
-            };
-            pod.add_route(any, 0, Some(gw), link.index)
-                .map_err(kernel("add default route"))?;
-        }
-        Ok(link.mac)
-    })?;
-    for ip in ips {
-        host.add_route(*ip, host_len(ip), None, link.index)
-            .map_err(kernel("add host route"))?;
-    }
+        let routes = ips
+            .iter()
+            .map(|ip| Request::add_route(*ip, host_len(ip), None, link.index))
+            .collect();
+        host.batch(routes).map_err(kernel("add host route"))
+    })();
+    let pod_side = pod.finish();
+    host_side.and(pod_side)?;
     Ok(CniResult {
         interfaces: vec![
             Interface {

@@ -60,15 +60,26 @@ impl Store {
 
     pub fn lock(&self) -> Result<Locked<'_>> {
         let timeout = self.lock_timeout;
-        for sub in ["attachments", "ips"] {
-            fs::create_dir_all(self.dir.join(sub)).map_err(io("create dataDir"))?;
+        let open = |create: bool| {
+            OpenOptions::new()
+                .create(create)
+                .truncate(false)
+                .write(true)
+                .open(self.dir.join("lock"))
+        };
+        // The lock file is created only after both directories, so once it exists they do:
+        // only a missing lock file (a first ADD, or one killed half-way through creating them)
+        // makes this call create them, instead of every call.
+        let file = match open(false) {
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                for sub in ["attachments", "ips"] {
+                    fs::create_dir_all(self.dir.join(sub)).map_err(io("create dataDir"))?;
+                }
+                open(true)
+            }
+            other => other,
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(self.dir.join("lock"))
-            .map_err(io("open lock"))?;
+        .map_err(io("open lock"))?;
         let deadline = Instant::now() + timeout;
         let mut pause = Duration::from_micros(200);
         loop {
@@ -186,8 +197,9 @@ impl Locked<'_> {
             } else {
                 "cursor-v6"
             };
-            write_atomic(&self.store.dir.join(cursor), &ip.to_string())
-                .map_err(io("write cursor"))?;
+            // In place, not temp + rename: the cursor is only where the next search starts,
+            // and a torn one (a crash mid-write) just fails to parse and starts from the top.
+            fs::write(self.store.dir.join(cursor), ip.to_string()).map_err(io("write cursor"))?;
         }
         Ok(chosen)
     }

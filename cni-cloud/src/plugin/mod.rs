@@ -99,17 +99,13 @@ fn add(env: &Env, conf: &NetConf) -> Result<String> {
         .map(CniResult::parse)
         .transpose()?;
     let store = Store::new(&conf.data_dir, &conf.name, conf.lock_timeout);
-    // The lock covers only the store; the kernel work runs unlocked so parallel ADDs overlap.
-    let ips = store.lock()?.allocate(a, &conf.ranges)?;
-    match datapath::setup(a, &netns, netns_path, &ips, conf.mtu) {
-        Ok(ours) => {
-            let result = match prev {
-                Some(p) => p.extend(ours),
-                None => ours,
-            };
-            Ok(result.render(&conf.cni_version).to_string())
-        }
-        Err(e) => {
+    let ours = std::thread::scope(|scope| {
+        // The pod's thread starts now, so its start-up overlaps the allocation.
+        let pod = datapath::PodSide::start(scope, &netns);
+        // The lock covers only the store; the kernel work runs unlocked so parallel ADDs
+        // overlap.
+        let ips = store.lock()?.allocate(a, &conf.ranges)?;
+        datapath::setup(a, pod, &netns, netns_path, &ips, conf.mtu).inspect_err(|e| {
             // Undo: nothing of a failed ADD may linger (the runtime may never send DEL). A
             // host interface that was there before this ADD is not ours to remove.
             if e.code != error::HOST_NAME_TAKEN {
@@ -118,9 +114,13 @@ fn add(env: &Env, conf: &NetConf) -> Result<String> {
             if let Ok(l) = store.lock() {
                 let _ = l.release(a);
             }
-            Err(e)
-        }
-    }
+        })
+    })?;
+    let result = match prev {
+        Some(p) => p.extend(ours),
+        None => ours,
+    };
+    Ok(result.render(&conf.cni_version).to_string())
 }
 
 fn del(env: &Env, conf: &NetConf) -> Result<()> {

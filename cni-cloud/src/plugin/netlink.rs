@@ -251,6 +251,11 @@ impl Netlink {
     fn send(&mut self, msg: Msg) -> io::Result<u32> {
         self.seq += 1;
         let bytes = msg.finish(self.seq);
+        self.send_bytes(&bytes)?;
+        Ok(self.seq)
+    }
+
+    fn send_bytes(&mut self, bytes: &[u8]) -> io::Result<()> {
         // SAFETY: sending our own buffer; the kernel (pid 0) is the default destination.
         let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
         addr.nl_family = libc::AF_NETLINK as u16;
@@ -267,7 +272,29 @@ impl Netlink {
         if n < 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok(self.seq)
+        Ok(())
+    }
+
+    /// One datagram from the kernel into `buf`, retrying on EINTR.
+    fn recv_into(&self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            // SAFETY: reading into our own buffer.
+            let n = unsafe {
+                libc::recv(
+                    self.fd.as_raw_fd(),
+                    buf.as_mut_ptr() as *mut libc::c_void,
+                    buf.len(),
+                    0,
+                )
+            };
+            if n >= 0 {
+                return Ok(n as usize);
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
     }
 
     /// Reads replies to `seq`, returning every data message as (type, payload after the
@@ -291,23 +318,8 @@ impl Netlink {
         out: &mut Vec<(u16, Vec<u8>)>,
     ) -> io::Result<()> {
         loop {
-            // SAFETY: reading into our own buffer.
-            let n = unsafe {
-                libc::recv(
-                    self.fd.as_raw_fd(),
-                    buf.as_mut_ptr() as *mut libc::c_void,
-                    buf.len(),
-                    0,
-                )
-            };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e);
-            }
-            let mut data = &buf[..n as usize];
+            let n = self.recv_into(buf)?;
+            let mut data = &buf[..n];
             while data.len() >= 16 {
                 let len = u32::from_ne_bytes(data[0..4].try_into().expect("4 bytes")) as usize;
                 let kind = u16::from_ne_bytes([data[4], data[5]]);
@@ -359,20 +371,24 @@ impl Netlink {
         self.collect(seq, flags)
     }
 
-    /// Creates a veth pair: `host_name` here with `host_mac`, its peer `peer_name` directly in
-    /// the namespace `peer_netns` (an open nsfs fd), both with `mtu`.
+    /// Creates a veth pair: `host_name` here with `host_mac`, already up, and its peer
+    /// `peer_name` with `peer_mac` directly in the namespace `peer_netns` (an open nsfs fd),
+    /// both with `mtu`. The host end's flags and the peer's MAC in the create request spare
+    /// a "set up" request and the lookup of the peer's MAC. (The kernel refuses IFF_UP in the
+    /// peer's header with ENOTCONN; the pod side sets it up in its batch.)
     pub fn create_veth(
         &mut self,
         host_name: &str,
         host_mac: [u8; 6],
         peer_name: &str,
+        peer_mac: [u8; 6],
         peer_netns: RawFd,
         mtu: u32,
     ) -> io::Result<()> {
         let mut m = Msg::new(
             RTM_NEWLINK,
             NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
-            &ifinfomsg(0, 0, 0, 0),
+            &ifinfomsg(0, 0, IFF_UP, IFF_UP),
         );
         m.attr(IFLA_IFNAME, &cstr(host_name));
         m.attr(IFLA_ADDRESS, &host_mac);
@@ -383,6 +399,7 @@ impl Netlink {
         let peer = m.begin(VETH_INFO_PEER);
         m.raw(&ifinfomsg(0, 0, 0, 0));
         m.attr(IFLA_IFNAME, &cstr(peer_name));
+        m.attr(IFLA_ADDRESS, &peer_mac);
         m.attr(IFLA_MTU, &mtu.to_ne_bytes());
         m.attr(IFLA_NET_NS_FD, &(peer_netns as u32).to_ne_bytes());
         m.end(peer);
@@ -453,8 +470,84 @@ impl Netlink {
         }
     }
 
+    /// Sends every request in one `sendto` and waits for all their acks: the kernel handles
+    /// them in order, so a later request may depend on an earlier one (a route via a
+    /// gateway after the route to it). The first failure is returned; the kernel still
+    /// handled the requests after it.
+    pub fn batch(&mut self, requests: Vec<Request>) -> io::Result<()> {
+        let first = self.seq + 1;
+        let mut bytes = Vec::new();
+        for Request(m) in requests {
+            self.seq += 1;
+            bytes.extend_from_slice(&m.finish(self.seq));
+        }
+        let last = self.seq;
+        if last < first {
+            return Ok(());
+        }
+        self.send_bytes(&bytes)?;
+        let mut pending = (last - first + 1) as usize;
+        let mut failure = None;
+        let mut buf = std::mem::take(&mut self.buf);
+        while pending > 0 {
+            let n = match self.recv_into(&mut buf) {
+                Ok(n) => n,
+                Err(e) => {
+                    self.buf = buf;
+                    return Err(e);
+                }
+            };
+            let mut data = &buf[..n];
+            while data.len() >= 16 {
+                let len = u32::from_ne_bytes(data[0..4].try_into().expect("4 bytes")) as usize;
+                if len < 16 || len > data.len() {
+                    self.buf = buf;
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "truncated netlink message",
+                    ));
+                }
+                let kind = u16::from_ne_bytes([data[4], data[5]]);
+                let seq = u32::from_ne_bytes(data[8..12].try_into().expect("4 bytes"));
+                let payload = &data[16..len];
+                if kind == NLMSG_ERROR && (first..=last).contains(&seq) && payload.len() >= 4 {
+                    pending -= 1;
+                    let code = i32::from_ne_bytes(payload[0..4].try_into().expect("4 bytes"));
+                    if code != 0 && failure.is_none() {
+                        let err = io::Error::from_raw_os_error(-code);
+                        failure = Some(match ext_ack_msg(payload) {
+                            Some(why) => io::Error::new(err.kind(), format!("{err}: {why}")),
+                            None => err,
+                        });
+                    }
+                }
+                data = &data[((len + 3) & !3).min(data.len())..];
+            }
+        }
+        self.buf = buf;
+        failure.map_or(Ok(()), Err)
+    }
+
     /// Adds an address without duplicate address detection: usable at once.
     pub fn add_addr(&mut self, index: u32, ip: IpAddr, prefix: u8) -> io::Result<()> {
+        self.request(Request::add_addr(index, ip, prefix).0)
+            .map(drop)
+    }
+}
+
+/// One request for [`Netlink::batch`].
+pub struct Request(Msg);
+
+impl Request {
+    pub fn set_up(index: u32) -> Self {
+        Self(Msg::new(
+            RTM_NEWLINK,
+            NLM_F_ACK,
+            &ifinfomsg(0, index, IFF_UP, IFF_UP),
+        ))
+    }
+
+    pub fn add_addr(index: u32, ip: IpAddr, prefix: u8) -> Self {
         let mut fixed = [0u8; 8];
         fixed[0] = family(&ip);
         fixed[1] = prefix;
@@ -473,9 +566,40 @@ impl Netlink {
         m.attr(IFA_LOCAL, &ip_bytes(&ip));
         m.attr(IFA_ADDRESS, &ip_bytes(&ip));
         m.attr(IFA_FLAGS, &(IFA_F_NODAD | IFA_F_PERMANENT).to_ne_bytes());
-        self.request(m).map(drop)
+        Self(m)
     }
 
+    /// A route in the main table: `dst/dst_len` out of `oif`, via `gateway` if given, else
+    /// scope link.
+    pub fn add_route(dst: IpAddr, dst_len: u8, gateway: Option<IpAddr>, oif: u32) -> Self {
+        Self(route_msg(
+            RTM_NEWROUTE,
+            NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
+            dst,
+            dst_len,
+            gateway,
+            oif,
+        ))
+    }
+
+    /// A permanent neighbour entry: the pod never has to resolve its gateway.
+    pub fn add_neighbour(index: u32, ip: IpAddr, mac: [u8; 6]) -> Self {
+        let mut fixed = [0u8; 12];
+        fixed[0] = family(&ip);
+        fixed[4..8].copy_from_slice(&index.to_ne_bytes());
+        fixed[8..10].copy_from_slice(&NUD_PERMANENT.to_ne_bytes());
+        let mut m = Msg::new(
+            RTM_NEWNEIGH,
+            NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
+            &fixed,
+        );
+        m.attr(NDA_DST, &ip_bytes(&ip));
+        m.attr(NDA_LLADDR, &mac);
+        Self(m)
+    }
+}
+
+impl Netlink {
     pub fn addrs(&mut self, index: u32) -> io::Result<Vec<Addr>> {
         let m = Msg::new(RTM_GETADDR, NLM_F_DUMP, &[0u8; 8]);
         let msgs = self.request(m)?;
@@ -509,15 +633,8 @@ impl Netlink {
         gateway: Option<IpAddr>,
         oif: u32,
     ) -> io::Result<()> {
-        let m = route_msg(
-            RTM_NEWROUTE,
-            NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
-            dst,
-            dst_len,
-            gateway,
-            oif,
-        );
-        self.request(m).map(drop)
+        self.request(Request::add_route(dst, dst_len, gateway, oif).0)
+            .map(drop)
     }
 
     pub fn delete_route(&mut self, dst: IpAddr, dst_len: u8, oif: u32) -> io::Result<()> {
@@ -563,20 +680,9 @@ impl Netlink {
             .collect())
     }
 
-    /// A permanent neighbour entry: the pod never has to resolve its gateway.
     pub fn add_neighbour(&mut self, index: u32, ip: IpAddr, mac: [u8; 6]) -> io::Result<()> {
-        let mut fixed = [0u8; 12];
-        fixed[0] = family(&ip);
-        fixed[4..8].copy_from_slice(&index.to_ne_bytes());
-        fixed[8..10].copy_from_slice(&NUD_PERMANENT.to_ne_bytes());
-        let mut m = Msg::new(
-            RTM_NEWNEIGH,
-            NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
-            &fixed,
-        );
-        m.attr(NDA_DST, &ip_bytes(&ip));
-        m.attr(NDA_LLADDR, &mac);
-        self.request(m).map(drop)
+        self.request(Request::add_neighbour(index, ip, mac).0)
+            .map(drop)
     }
 }
 
