@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+import kubectl_support
+
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 OVERLAYS = ["aws", "azure"]
@@ -53,8 +55,7 @@ def venv_tool(name):
 
 
 def kustomize(path):
-    kubectl = shutil.which("kubectl")
-    require(kubectl, "kubectl is not installed (Debian's kubernetes-client; run scripts/setup)")
+    kubectl = kubectl_support.kubectl(require)
     out = subprocess.run(
         [kubectl, "kustomize", str(path)], capture_output=True, text=True, check=False
     )

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import pytest
 
+import kubectl_support
+
 ROOT = Path(__file__).resolve().parents[2]
 TF = ROOT / "terraform"
 MODULE_DIRS = sorted(
@@ -312,8 +314,7 @@ def render_cluster_kustomization(cloud, controller_literals, annotations, image=
 ])
 def test_cluster_kustomization_renders_over_the_overlay(tmp_path, cloud, literals, annotations):
     import yaml
-    kubectl = shutil.which("kubectl")
-    require(kubectl, "kubectl is not installed (Debian's kubernetes-client; run scripts/setup)")
+    kubectl = kubectl_support.kubectl(require)
     deploy = tmp_path / "deploy"
     shutil.copytree(ROOT / "deploy", deploy)
     (deploy / "cluster").mkdir()
