@@ -486,6 +486,72 @@ async fn nodes_resolve_and_nic_forwarding_is_written_only_when_off() {
 }
 
 #[tokio::test]
+async fn the_forwarding_check_right_after_resolution_reuses_its_nic_read() {
+    let env = env(ArmConfig::default()).await;
+    let nic = |ip: &str, on: bool| NicSpec {
+        ipv4: ip.parse().unwrap(),
+        ipv6: None,
+        ip_forwarding: on,
+    };
+    let (on, off) = {
+        let mut w = env.mock.world();
+        (
+            w.add_vm(SUB, RG, "node-on", LOC, nic("10.0.0.6", true)),
+            w.add_vm(SUB, RG, "node-off", LOC, nic("10.0.0.7", false)),
+        )
+    };
+    env.mock.world().add_route_table(SUB, RG, "rt", LOC, vec![]);
+    let p = provider(&env, &["k8s/rt"], "k1");
+    let nic_reads = |m: &ArmMock| {
+        m.stats()
+            .count("Microsoft.Network/networkInterfaces/read", "ok")
+    };
+    let resolved = p
+        .resolve_nodes(&[on.provider_id.clone(), off.provider_id.clone()])
+        .await;
+    assert_eq!(nic_reads(&env.mock), 2, "one NIC read per node to resolve");
+
+    // Already on: the resolution's read answers, no second read.
+    let a = resolved[&on.provider_id].as_ref().unwrap();
+    assert_eq!(
+        p.ensure_forwarding(a).await.unwrap(),
+        ForwardingChange::AlreadyEnabled
+    );
+    assert_eq!(nic_reads(&env.mock), 2);
+    // The remembered read is used once: a later check reads the NIC as it is now.
+    assert_eq!(
+        p.ensure_forwarding(a).await.unwrap(),
+        ForwardingChange::AlreadyEnabled
+    );
+    assert_eq!(nic_reads(&env.mock), 3);
+
+    // Off, and somebody writes the NIC after we resolved it: the PUT from the remembered
+    // body is refused on its etag (412), the NIC is read again, and the write goes through
+    // against the current body.
+    env.mock.world().race_next_puts(&off.nic_id, 1);
+    let b = resolved[&off.provider_id].as_ref().unwrap();
+    assert_eq!(
+        p.ensure_forwarding(b).await.unwrap(),
+        ForwardingChange::Enabled
+    );
+    assert_eq!(
+        env.mock.world().get(&off.nic_id).unwrap()["properties"]["enableIPForwarding"],
+        true
+    );
+    assert_eq!(
+        nic_reads(&env.mock),
+        4,
+        "one re-read after the 412, none before the PUT"
+    );
+    assert_eq!(
+        env.mock
+            .stats()
+            .count("Microsoft.Network/networkInterfaces/write", "ok"),
+        1
+    );
+}
+
+#[tokio::test]
 async fn the_provider_calls_exactly_its_declared_operations() {
     let env = env(ArmConfig::default()).await;
     let (vm, ss) = {

@@ -347,9 +347,10 @@ impl World {
         Ok(())
     }
 
-    /// The next `n` PUTs of table `id` find that a second writer changed the table after
-    /// the caller read it: the mock adds a foreign route and a new etag right before
-    /// evaluating `If-Match`, so the PUT gets 412 exactly as in a real race.
+    /// The next `n` PUTs of resource `id` (a route table or a NIC) find that a second
+    /// writer changed it after the caller read it: the mock adds a foreign route (a table)
+    /// or a tag (a NIC) and a new etag right before evaluating `If-Match`, so the PUT gets
+    /// 412 exactly as in a real race.
     pub fn race_next_puts(&mut self, id: &str, n: u32) {
         self.interlopers.insert(key(id), n);
     }
@@ -507,6 +508,9 @@ impl World {
             });
             if let Some(routes) = res.json["properties"]["routes"].as_array_mut() {
                 routes.push(route);
+            } else {
+                // Not a table (a NIC): the other writer sets a tag.
+                res.json["tags"]["second-writer"] = json!(name);
             }
             res.json["etag"] = json!(new_etag());
         }
@@ -625,6 +629,7 @@ impl World {
         body: &Value,
         if_match: Option<&str>,
     ) -> Result<Accepted, ArmError> {
+        self.interloper(id);
         let existing = self
             .get(id)
             .ok_or_else(|| not_found(id, "Microsoft.Network/networkInterfaces"))?;
