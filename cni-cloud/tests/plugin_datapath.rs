@@ -298,15 +298,32 @@ fn del_answers_before_the_kernel_has_unregistered_the_pair_and_leaves_nothing() 
     node.ip(&["addr", "add", "192.0.2.1/32", "dev", "lo"]);
     let pod = Netns::new("pod");
     let id = unique("d");
-    let c = v4conf("1.1.0", data.path());
+    let c = conf(
+        "1.1.0",
+        "life",
+        data.path(),
+        json!([[{"subnet": "10.50.0.0/24"}], [{"subnet": "fd50::/64"}]]),
+    );
     let add = Call::new("ADD", &id, "eth0", &pod.path());
     let del = Call::new("DEL", &id, "eth0", &pod.path());
-    let ip = pod_ip(&cni(&node, &add, &c).ok(), true);
+    let added = cni(&node, &add, &c).ok();
+    let (ip, ip6) = (pod_ip(&added, true), pod_ip(&added, false));
+    assert_ne!(
+        node.ip(&["-6", "route", "show", &format!("{ip6}/128")])
+            .trim(),
+        ""
+    );
 
-    // The moment DEL answers: no host route to the pod, no interface under either name, the
-    // address released — whatever the kernel still has to unregister is renamed aside.
+    // The moment DEL answers: no host route to the pod (either family), no interface under
+    // either name, the addresses released — whatever the kernel still has to unregister is
+    // renamed aside.
     cni(&node, &del, &c).ok();
     assert_eq!(node.ip(&["route", "show", &format!("{ip}/32")]).trim(), "");
+    assert_eq!(
+        node.ip(&["-6", "route", "show", &format!("{ip6}/128")])
+            .trim(),
+        ""
+    );
     assert!(node.host_veths().is_empty(), "{:?}", node.links());
     assert!(
         !pod.links().contains(&"eth0".to_string()),
