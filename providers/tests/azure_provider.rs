@@ -486,6 +486,99 @@ async fn nodes_resolve_and_nic_forwarding_is_written_only_when_off() {
 }
 
 #[tokio::test]
+async fn a_resource_group_of_nodes_is_resolved_from_paged_lists() {
+    let env = env(ArmConfig {
+        list_page_size: 4,
+        ..ArmConfig::default()
+    })
+    .await;
+    let nodes: Vec<_> = {
+        let mut w = env.mock.world();
+        (0..9)
+            .map(|i| {
+                w.add_vm(
+                    SUB,
+                    RG,
+                    &format!("node-{i}"),
+                    LOC,
+                    NicSpec {
+                        ipv4: format!("10.0.2.{}", 10 + i).parse().unwrap(),
+                        ipv6: None,
+                        ip_forwarding: true,
+                    },
+                )
+            })
+            .collect()
+    };
+    // Two VMs in another group stay below the listing threshold: read one by one.
+    let small: Vec<_> = {
+        let mut w = env.mock.world();
+        (0..2)
+            .map(|i| {
+                w.add_vm(
+                    SUB,
+                    "other-rg",
+                    &format!("lone-{i}"),
+                    LOC,
+                    NicSpec {
+                        ipv4: format!("10.0.3.{}", 10 + i).parse().unwrap(),
+                        ipv6: None,
+                        ip_forwarding: true,
+                    },
+                )
+            })
+            .collect()
+    };
+    env.mock.world().add_route_table(SUB, RG, "rt", LOC, vec![]);
+    let p = provider(&env, &["k8s/rt"], "k1");
+    let gone = format!(
+        "azure:///subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Compute/virtualMachines/gone"
+    );
+    let mut ids: Vec<String> = nodes.iter().map(|n| n.provider_id.clone()).collect();
+    ids.extend(small.iter().map(|n| n.provider_id.clone()));
+    ids.push(gone.clone());
+    let resolved = p.resolve_nodes(&ids).await;
+    assert_eq!(resolved.len(), ids.len());
+    for (i, n) in nodes.iter().enumerate() {
+        let t = resolved[&n.provider_id].as_ref().unwrap();
+        assert_eq!(t.interface_id, n.nic_id);
+        assert_eq!(t.ipv4, Some(format!("10.0.2.{}", 10 + i).parse().unwrap()));
+    }
+    for n in &small {
+        assert_eq!(
+            resolved[&n.provider_id].as_ref().unwrap().interface_id,
+            n.nic_id
+        );
+    }
+    // Not in the list: resolved on its own, which says exactly what is wrong.
+    assert_eq!(
+        resolved[&gone].as_ref().unwrap_err().kind,
+        ErrorKind::NotFound
+    );
+
+    let reads = |op: &str| env.mock.stats().count(op, "ok");
+    // 9 VMs at 4 a page: 3 pages of VMs and 3 of NICs (followed through nextLink), plus one
+    // VM and one NIC read per node of the small group; `gone` is one 404 VM read.
+    assert_eq!(reads("Microsoft.Compute/virtualMachines/read"), 3 + 2);
+    assert_eq!(reads("Microsoft.Network/networkInterfaces/read"), 3 + 2);
+    assert_eq!(
+        env.mock
+            .stats()
+            .count("Microsoft.Compute/virtualMachines/read", "ResourceNotFound"),
+        1
+    );
+    // The listed NIC bodies serve the forwarding checks that follow.
+    for n in &nodes {
+        let t = resolved[&n.provider_id].as_ref().unwrap();
+        assert_eq!(
+            p.ensure_forwarding(t).await.unwrap(),
+            ForwardingChange::AlreadyEnabled
+        );
+    }
+    assert_eq!(reads("Microsoft.Network/networkInterfaces/read"), 3 + 2);
+}
+
+#[tokio::test]
 async fn the_forwarding_check_right_after_resolution_reuses_its_nic_read() {
     let env = env(ArmConfig::default()).await;
     let nic = |ip: &str, on: bool| NicSpec {

@@ -63,7 +63,7 @@ class StaticToken:
 
 
 class MockArm:
-    def __init__(self, tmp_path, *extra):
+    def __init__(self, tmp_path, *extra, more_vms=0):
         binary = mocks_binary()
         if binary is None:
             _missing("cni-cloud-mocks binary not found (set CNI_CLOUD_MOCKS_BIN or cargo build -p cni-cloud-mocks)")
@@ -95,6 +95,15 @@ class MockArm:
                             "ipv4": "10.0.0.4",
                             "ipv6": "fd00::4",
                         }
+                    ]
+                    + [
+                        {
+                            "subscription": SUB,
+                            "resourceGroup": RG,
+                            "name": f"node-{i}",
+                            "ipv4": f"10.0.1.{i}",
+                        }
+                        for i in range(1, 1 + more_vms)
                     ],
                 }
             )
@@ -207,6 +216,22 @@ def test_sdk_sees_arm_errors(arm):
     with pytest.raises(HttpResponseError) as err:
         client.route_tables.begin_create_or_update(RG, "pods", bad, **HTTP).result()
     assert err.value.error.code == "InvalidResourceName"
+
+
+def test_sdk_pages_through_a_resource_groups_network_interfaces(tmp_path):
+    """The controller resolves a resource group's nodes from its paged NIC and VM lists:
+    Microsoft's SDK follows the mock's nextLink to the same set, one page per request."""
+    if NetworkManagementClient is None:
+        _missing(f"azure-mgmt-network is not installed ({IMPORT_ERROR})")
+    mock = MockArm(tmp_path, "--list-page-size", "2", more_vms=4)
+    try:
+        client = mock.client()
+        names = sorted(nic.name for nic in client.network_interfaces.list(RG, **HTTP))
+        assert names == sorted(["node-a-nic"] + [f"node-{i}-nic" for i in range(1, 5)])
+        stats = mock.stats()
+        assert stats["Microsoft.Network/networkInterfaces/read"] == {"ok": 3}, stats
+    finally:
+        mock.stop()
 
 
 def test_sdk_reports_a_failed_long_running_operation(tmp_path):

@@ -25,7 +25,9 @@ enum Target {
     RouteList { table: String },
     Route { table: String, name: String },
     Nic { id: String },
+    NicList { scope: String },
     Vm { id: String },
+    VmList { scope: String },
     VmssVm { id: String },
     VmssNicList { vm: String },
     VmssNic { id: String },
@@ -69,11 +71,13 @@ fn parse(path: &str) -> Target {
                         name: (*n).to_owned(),
                     },
                     [t, _] if eq(t, "networkInterfaces") => Target::Nic { id: join(rest) },
+                    [t] if eq(t, "networkInterfaces") => Target::NicList { scope: join(rest) },
                     _ => Target::Unknown,
                 }
             } else if eq(ns, "Microsoft.Compute") {
                 match rest {
                     [t, _] if eq(t, "virtualMachines") => Target::Vm { id: join(rest) },
+                    [t] if eq(t, "virtualMachines") => Target::VmList { scope: join(rest) },
                     [t, _, v, _]
                         if eq(t, "virtualMachineScaleSets") && eq(v, "virtualMachines") =>
                     {
@@ -120,8 +124,8 @@ fn operation_name(target: &Target, method: &Method) -> &'static str {
         Target::Route { .. } if delete => "Microsoft.Network/routeTables/routes/delete",
         Target::Route { .. } => "Microsoft.Network/routeTables/routes/read",
         Target::Nic { .. } if write => "Microsoft.Network/networkInterfaces/write",
-        Target::Nic { .. } => "Microsoft.Network/networkInterfaces/read",
-        Target::Vm { .. } => "Microsoft.Compute/virtualMachines/read",
+        Target::Nic { .. } | Target::NicList { .. } => "Microsoft.Network/networkInterfaces/read",
+        Target::Vm { .. } | Target::VmList { .. } => "Microsoft.Compute/virtualMachines/read",
         Target::VmssVm { .. } => "Microsoft.Compute/virtualMachineScaleSets/virtualMachines/read",
         Target::VmssNicList { .. } | Target::VmssNic { .. } => {
             "Microsoft.Compute/virtualMachineScaleSets/virtualMachines/networkInterfaces/read"
@@ -410,6 +414,32 @@ fn serve(
                     "Microsoft.Compute/virtualMachineScaleSets/virtualMachines",
                 )
             }),
+        (Target::NicList { scope } | Target::VmList { scope }, &Method::GET) => {
+            // Resource-group lists are paged: `nextLink` carries the offset in `$skiptoken`.
+            let items = world.list_prefix(scope, 1);
+            let from = form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
+                .find(|(k, _)| k == "$skiptoken")
+                .map(|(_, v)| {
+                    v.parse::<usize>().map_err(|_| {
+                        ArmError::new(
+                            400,
+                            "InvalidSkipToken",
+                            format!("The skip token '{v}' is not valid."),
+                        )
+                    })
+                })
+                .transpose()?
+                .unwrap_or(0);
+            let to = (from + mock.config.list_page_size.max(1)).min(items.len());
+            let mut page = json!({"value": items.get(from..to).unwrap_or_default()});
+            if to < items.len() {
+                page["nextLink"] = json!(format!(
+                    "http://{host}{}?api-version={version}&$skiptoken={to}",
+                    uri.path()
+                ));
+            }
+            Ok(json_response(StatusCode::OK, &page))
+        }
         (Target::VmssNicList { vm }, &Method::GET) => {
             if world.get(vm).is_none() {
                 return Err(not_found(

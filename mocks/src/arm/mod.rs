@@ -51,6 +51,9 @@ pub struct ArmConfig {
     pub reads: Bucket,
     pub writes: Bucket,
     pub deletes: Bucket,
+    /// Items per page of a resource-group list (VMs, NICs); further pages are reached
+    /// through `nextLink`, as in ARM.
+    pub list_page_size: usize,
 }
 
 impl Default for ArmConfig {
@@ -73,6 +76,7 @@ impl Default for ArmConfig {
                 burst: 200,
                 per_second: 10.0,
             },
+            list_page_size: 100,
         }
     }
 }
@@ -213,6 +217,9 @@ pub struct Args {
     /// Routes per route table.
     #[arg(long, default_value_t = 400)]
     pub route_limit: usize,
+    /// Items per page of a resource-group list of VMs or NICs (the rest via nextLink).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    pub list_page_size: u64,
 }
 
 impl Args {
@@ -226,6 +233,7 @@ impl Args {
             latency: Duration::from_millis(self.latency_ms),
             fault_rate: self.fault_rate,
             route_limit: self.route_limit,
+            list_page_size: self.list_page_size as usize,
             ..ArmConfig::default()
         })
     }

@@ -223,6 +223,49 @@ impl ArmClient {
         .await
     }
 
+    /// Every item of a list, following `nextLink` page by page (each page paced as a read).
+    /// A `nextLink` off the configured endpoint is refused: the bearer token goes nowhere
+    /// else.
+    pub async fn list(
+        &self,
+        op: &'static str,
+        path: &str,
+        api_version: &str,
+    ) -> Result<Vec<Value>, CloudError> {
+        /// Far beyond any resource group this controller lists; guards against a loop.
+        const MAX_PAGES: usize = 1000;
+        let mut url = self.url(path, api_version);
+        let mut items = Vec::new();
+        for _ in 0..MAX_PAGES {
+            let page = retry::call(&self.reads, &self.retry, &self.counters, op, || {
+                self.send_once(Method::GET, &url, None, None)
+            })
+            .await?;
+            let mut body = page.body;
+            if let Some(Value::Array(values)) = body.get_mut("value").map(Value::take) {
+                items.extend(values);
+            }
+            match body.get("nextLink").and_then(Value::as_str) {
+                None | Some("") => return Ok(items),
+                Some(next) if next.starts_with(&format!("{}/", self.base)) => {
+                    url = next.to_owned();
+                }
+                Some(_) => {
+                    return Err(CloudError::new(
+                        ErrorKind::Permanent,
+                        "UntrustedNextLink",
+                        format!("a list's nextLink is not on {}", self.base),
+                    ));
+                }
+            }
+        }
+        Err(CloudError::new(
+            ErrorKind::Permanent,
+            "TooManyPages",
+            format!("{path}: more than {MAX_PAGES} pages"),
+        ))
+    }
+
     /// PUT `body` to `path`, paced as a write; `if_match` makes it conditional.
     pub async fn put(
         &self,

@@ -116,6 +116,9 @@ pub struct AzureProvider {
 
 /// How long a NIC read during resolution stands in for the forwarding check's own read.
 const SEEN_NIC_TTL: Duration = Duration::from_secs(30);
+/// Plain VMs of one resource group from which resolution lists the group (VMs and NICs)
+/// instead of reading each VM and its NIC.
+const LIST_FROM: usize = 4;
 /// Bound on remembered NIC bodies (nodes resolved but never prepared).
 const SEEN_NIC_MAX: usize = 4096;
 
@@ -297,6 +300,45 @@ fn pick_ips(configs: &[IpConfigView]) -> (Option<Ipv4Addr>, Option<Ipv6Addr>) {
     (v4, v6)
 }
 
+fn parse_item<T: serde::de::DeserializeOwned>(v: &Value, what: &str) -> Result<T, CloudError> {
+    serde_json::from_value(v.clone()).map_err(|e| {
+        CloudError::new(
+            ErrorKind::Permanent,
+            "UnexpectedResponse",
+            format!("{what}: {e}"),
+        )
+    })
+}
+
+/// `/subscriptions/<s>/resourceGroups/<rg>` of a resource id.
+fn resource_group_scope(id: &str) -> Option<&str> {
+    let at = id.to_ascii_lowercase().find("/providers/")?;
+    Some(&id[..at])
+}
+
+/// A node's target from its primary NIC.
+fn target_of(node: &NodeRef, nic: NicView) -> Result<NodeTarget, CloudError> {
+    let (ipv4, ipv6) = pick_ips(&nic.properties.ip_configurations);
+    if ipv4.is_none() && ipv6.is_none() {
+        return Err(CloudError::new(
+            ErrorKind::NotFound,
+            "NoPrivateIp",
+            format!("network interface {} has no private IP address", nic.id),
+        ));
+    }
+    Ok(NodeTarget {
+        instance_id: node.id().to_owned(),
+        interface_id: nic.id,
+        ipv4,
+        ipv6,
+        // Azure has no cluster tag on the VM to check: membership is decided by the
+        // subscription / resource groups the identity can read.
+        cluster_member: true,
+        next_hop_v4: ipv4.map(|a| NextHop::IpAddress(a.into())),
+        next_hop_v6: ipv6.map(|a| NextHop::IpAddress(a.into())),
+    })
+}
+
 fn primary_nic<'a>(ids: impl Iterator<Item = (&'a str, Option<bool>)>) -> Option<&'a str> {
     let all: Vec<(&str, Option<bool>)> = ids.collect();
     all.iter()
@@ -365,25 +407,54 @@ impl AzureProvider {
                     .ok_or_else(no_nic)?
             }
         };
-        let (ipv4, ipv6) = pick_ips(&nic.properties.ip_configurations);
-        if ipv4.is_none() && ipv6.is_none() {
-            return Err(CloudError::new(
-                ErrorKind::NotFound,
-                "NoPrivateIp",
-                format!("network interface {} has no private IP address", nic.id),
-            ));
+        target_of(&node, nic)
+    }
+
+    /// Resolves the plain VMs of one resource group from two paged lists (its VMs, its
+    /// NICs) instead of two GETs per VM. `members` are (providerID, VM id); what the lists
+    /// cannot answer (a VM created since, a NIC in another group) is left out of the result
+    /// for the caller to resolve one by one.
+    async fn resolve_group(
+        &self,
+        scope: &str,
+        members: &[(String, String)],
+    ) -> Result<Vec<(String, Result<NodeTarget, CloudError>)>, CloudError> {
+        let vm_list = format!("{scope}/providers/Microsoft.Compute/virtualMachines");
+        let nic_list = format!("{scope}/providers/Microsoft.Network/networkInterfaces");
+        let (vms, nics) = futures::join!(
+            self.arm.list(OP_VM_READ, &vm_list, COMPUTE_API_VERSION),
+            self.arm.list(OP_NIC_READ, &nic_list, NETWORK_API_VERSION),
+        );
+        let mut vm_by_id: HashMap<String, VmView> = HashMap::new();
+        for v in vms? {
+            let vm: VmView = parse_item(&v, "virtual machine")?;
+            vm_by_id.insert(vm.id.to_ascii_lowercase(), vm);
         }
-        Ok(NodeTarget {
-            instance_id: node.id().to_owned(),
-            interface_id: nic.id,
-            ipv4,
-            ipv6,
-            // Azure has no cluster tag on the VM to check: membership is decided by the
-            // subscription / resource groups the identity can read.
-            cluster_member: true,
-            next_hop_v4: ipv4.map(|a| NextHop::IpAddress(a.into())),
-            next_hop_v6: ipv6.map(|a| NextHop::IpAddress(a.into())),
-        })
+        let mut nic_by_id: HashMap<String, (NicView, Value)> = HashMap::new();
+        for v in nics? {
+            let nic: NicView = parse_item(&v, "network interface")?;
+            nic_by_id.insert(nic.id.to_ascii_lowercase(), (nic, v));
+        }
+        let mut out = Vec::new();
+        for (provider_id, vm_id) in members {
+            let Some(vm) = vm_by_id.get(&vm_id.to_ascii_lowercase()) else {
+                continue;
+            };
+            let nics = &vm.properties.network_profile.network_interfaces;
+            let Some(nic_id) = primary_nic(
+                nics.iter()
+                    .map(|n| (n.id.as_str(), n.properties.as_ref().and_then(|p| p.primary))),
+            ) else {
+                continue;
+            };
+            let Some((nic, body)) = nic_by_id.get(&nic_id.to_ascii_lowercase()) else {
+                continue;
+            };
+            self.remember_nic(&nic.id, body.clone());
+            let node = NodeRef::Vm { id: vm_id.clone() };
+            out.push((provider_id.clone(), target_of(&node, nic.clone())));
+        }
+        Ok(out)
     }
 
     fn remember_nic(&self, nic_id: &str, body: Value) {
@@ -501,14 +572,58 @@ impl CloudProvider for AzureProvider {
         &self,
         provider_ids: &[String],
     ) -> HashMap<String, Result<NodeTarget, CloudError>> {
-        futures::stream::iter(provider_ids.iter().cloned())
+        // Plain VMs are grouped by resource group: a group of LIST_FROM or more is resolved
+        // from two paged lists; the rest, and whatever a list could not answer (or a list
+        // that failed, e.g. an identity scoped to single resources), one node at a time.
+        let mut groups: HashMap<String, Vec<(String, String)>> = HashMap::new();
+        let mut singles = Vec::new();
+        for provider_id in provider_ids {
+            match ids::parse_provider_id(provider_id) {
+                Ok(NodeRef::Vm { id }) => match resource_group_scope(&id) {
+                    Some(scope) => groups
+                        .entry(scope.to_ascii_lowercase())
+                        .or_default()
+                        .push((provider_id.clone(), id)),
+                    None => singles.push(provider_id.clone()),
+                },
+                _ => singles.push(provider_id.clone()),
+            }
+        }
+        let mut resolved = HashMap::new();
+        for members in groups.into_values() {
+            if members.len() < LIST_FROM {
+                singles.extend(members.into_iter().map(|(p, _)| p));
+                continue;
+            }
+            let scope = resource_group_scope(&members[0].1)
+                .expect("grouped by scope")
+                .to_owned();
+            match self.resolve_group(&scope, &members).await {
+                Ok(found) => {
+                    resolved.extend(found);
+                    singles.extend(
+                        members
+                            .into_iter()
+                            .map(|(p, _)| p)
+                            .filter(|p| !resolved.contains_key(p)),
+                    );
+                }
+                Err(e) => {
+                    tracing::debug!(%scope, error = %e, "listing the resource group failed; resolving its VMs one by one");
+                    singles.extend(members.into_iter().map(|(p, _)| p));
+                }
+            }
+        }
+        let one_by_one: Vec<_> = futures::stream::iter(singles)
             .map(|id| async move {
                 let r = self.resolve_one(&id).await;
                 (id, r)
             })
             .buffer_unordered(self.resolve_concurrency)
             .collect()
-            .await
+            .await;
+        resolved.extend(one_by_one);
+        resolved
     }
 
     async fn ensure_forwarding(&self, target: &NodeTarget) -> Result<ForwardingChange, CloudError> {

@@ -85,6 +85,8 @@ pub struct IpConfigProps {
 #[derive(Debug, Clone, Deserialize)]
 pub struct VmView {
     #[serde(default)]
+    pub id: String,
+    #[serde(default)]
     pub properties: VmProps,
 }
 
