@@ -66,11 +66,28 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     metrics.track_api_counters(provider.clone());
     let ready = Readiness::default();
 
-    if let Some(path) = &args.nodes_file {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let nodes: Vec<ClusterNode> = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not a JSON list of nodes", path.display()))?;
+    // A bad nodes file is refused before anything is served.
+    let nodes_from_file = match &args.nodes_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let nodes: Vec<ClusterNode> = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a JSON list of nodes", path.display()))?;
+            Some(nodes)
+        }
+        None => None,
+    };
+    let bound = metrics::serve(
+        args.kube.metrics_addr,
+        metrics.clone(),
+        ready.clone(),
+        shutdown.clone(),
+    )
+    .await
+    .with_context(|| format!("serving metrics on {}", args.kube.metrics_addr))?;
+    tracing::info!(%bound, "serving /metrics, /healthz, /readyz");
+
+    if let Some(nodes) = nodes_from_file {
         let (_snap_tx, snap_rx) = watch::channel(Arc::new(NodeSnapshot {
             nodes,
             authoritative: true,
@@ -79,15 +96,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         ready.caches_synced.store(true, Ordering::Relaxed);
         ready.leader.store(true, Ordering::Relaxed);
         metrics.leader.set(1);
-        let bound = metrics::serve(
-            args.kube.metrics_addr,
-            metrics.clone(),
-            ready.clone(),
-            shutdown.clone(),
-        )
-        .await
-        .with_context(|| format!("serving metrics on {}", args.kube.metrics_addr))?;
-        tracing::info!(%bound, "serving /metrics, /healthz, /readyz");
         let mut reconciler =
             Reconciler::new(provider, config, Arc::new(AlwaysLeader), Arc::new(LogSink))
                 .with_metrics(metrics, ready);
@@ -111,15 +119,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 
     let client = runtime::client(args.kube.kubeconfig.as_deref()).await?;
     let identity = args.kube.identity();
-    let bound = metrics::serve(
-        args.kube.metrics_addr,
-        metrics.clone(),
-        ready.clone(),
-        shutdown.clone(),
-    )
-    .await
-    .with_context(|| format!("serving metrics on {}", args.kube.metrics_addr))?;
-    tracing::info!(%bound, %identity, "serving /metrics, /healthz, /readyz");
+    tracing::info!(%identity, "running against the Kubernetes API");
 
     let watch = nodes::start(client.clone(), args.kube.node_debounce, shutdown.clone());
     {

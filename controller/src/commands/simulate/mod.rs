@@ -229,12 +229,7 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<i32> {
         let report = SimReport {
             cloud: args.cloud_name(),
             nodes: u64::from(args.nodes),
-            routes_expected: out.state.routes_expected,
-            routes_present: out.state.routes_present,
-            routes_wrong: out.state.routes_wrong,
-            foreign_routes: out.state.foreign_routes,
-            foreign_routes_touched: out.state.foreign_routes_touched,
-            quota_blocked_nodes: out.state.quota_blocked_nodes,
+            fabric: out.state,
             quota_blocked_reported: out.quota_reported,
             converged: out.converged,
             seconds: out.seconds,
@@ -354,12 +349,7 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<i32> {
     let report = SimReport {
         cloud: args.cloud_name(),
         nodes: u64::from(args.nodes),
-        routes_expected: final_state.routes_expected,
-        routes_present: final_state.routes_present,
-        routes_wrong: final_state.routes_wrong,
-        foreign_routes: final_state.foreign_routes,
-        foreign_routes_touched: final_state.foreign_routes_touched,
-        quota_blocked_nodes: final_state.quota_blocked_nodes,
+        fabric: final_state,
         quota_blocked_reported: quota_reported,
         converged,
         seconds,
@@ -387,7 +377,7 @@ fn finish(args: &SimulateArgs, report: &SimReport) -> anyhow::Result<i32> {
         .as_ref()
         .is_none_or(|k| k.duplicate_mutations == 0);
     Ok(
-        if report.converged && report.foreign_routes_touched == 0 && clean {
+        if report.converged && report.fabric.foreign_routes_touched == 0 && clean {
             0
         } else {
             1

@@ -16,7 +16,7 @@ pub fn calls_by_action(stats: &cni_cloud_mocks::common::Stats) -> BTreeMap<Strin
 }
 
 /// The route tables as the mock holds them, judged against the generated cluster.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Inspection {
     pub routes_expected: u64,
     /// Expected routes present with the right target and active.
@@ -56,12 +56,9 @@ pub struct Steady {
 pub struct SimReport {
     pub cloud: String,
     pub nodes: u64,
-    pub routes_expected: u64,
-    pub routes_present: u64,
-    pub routes_wrong: u64,
-    pub foreign_routes: u64,
-    pub foreign_routes_touched: u64,
-    pub quota_blocked_nodes: u64,
+    /// The fabric at the end (its fields appear at the top level of the JSON).
+    #[serde(flatten)]
+    pub fabric: Inspection,
     /// Nodes the controller reported RouteQuotaExceeded on (must equal the above).
     pub quota_blocked_reported: u64,
     pub converged: bool,
@@ -98,17 +95,17 @@ impl SimReport {
         let _ = writeln!(
             o,
             "routes           {} of {} present, {} wrong",
-            self.routes_present, self.routes_expected, self.routes_wrong
+            self.fabric.routes_present, self.fabric.routes_expected, self.fabric.routes_wrong
         );
         let _ = writeln!(
             o,
             "foreign routes   {} ({} touched)",
-            self.foreign_routes, self.foreign_routes_touched
+            self.fabric.foreign_routes, self.fabric.foreign_routes_touched
         );
         let _ = writeln!(
             o,
             "quota-blocked    {} nodes (controller reported {})",
-            self.quota_blocked_nodes, self.quota_blocked_reported
+            self.fabric.quota_blocked_nodes, self.quota_blocked_reported
         );
         let _ = writeln!(
             o,
