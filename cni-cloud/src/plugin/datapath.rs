@@ -15,7 +15,7 @@ use std::os::fd::{AsFd, AsRawFd};
 use super::env::Attachment;
 use super::error::{CHECK_FAILED, CniError, HOST_NAME_TAKEN, Result};
 use super::netlink::{IFF_UP, Netlink, Request, format_mac};
-use super::netns::{run_in, sysctl};
+use super::netns::{join_thread_to, run_in, sysctl};
 use super::result::{CniResult, Interface, IpConfig, RouteEntry};
 
 pub const GATEWAY_V4: IpAddr = IpAddr::V4(Ipv4Addr::new(169, 254, 1, 1));
@@ -70,13 +70,7 @@ impl<'scope> PodSide<'scope> {
         let (job, jobs) = std::sync::mpsc::sync_channel::<PodJob>(1);
         let raw = netns.as_raw_fd();
         let done = scope.spawn(move || {
-            // SAFETY: setns on this thread only; the fd outlives the scope.
-            if unsafe { libc::setns(raw, libc::CLONE_NEWNET) } != 0 {
-                return Err(CniError::kernel(
-                    "setns into the pod netns",
-                    std::io::Error::last_os_error(),
-                ));
-            }
+            join_thread_to(raw)?;
             let mut pod = Netlink::open().map_err(kernel("open netlink in pod"))?;
             match jobs.recv() {
                 Ok(job) => configure_pod(&mut pod, job),

@@ -60,18 +60,25 @@ pub fn run_in<T: Send>(
     let raw = netns.as_fd().as_raw_fd();
     std::thread::scope(|s| {
         s.spawn(move || {
-            // SAFETY: setns on this thread only; the fd outlives the scope.
-            if unsafe { libc::setns(raw, libc::CLONE_NEWNET) } != 0 {
-                return Err(CniError::kernel(
-                    "setns into the pod netns",
-                    std::io::Error::last_os_error(),
-                ));
-            }
+            join_thread_to(raw)?;
             work()
         })
         .join()
         .unwrap_or_else(|_| Err(CniError::kernel("pod netns thread", "panicked")))
     })
+}
+
+/// Moves the calling thread (only) into the network namespace `raw`. For threads made to
+/// do one namespace's work and end; the fd must stay open while it runs.
+pub fn join_thread_to(raw: std::os::fd::RawFd) -> Result<()> {
+    // SAFETY: setns changes only the calling thread's namespace.
+    if unsafe { libc::setns(raw, libc::CLONE_NEWNET) } != 0 {
+        return Err(CniError::kernel(
+            "setns into the pod netns",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
 }
 
 /// Writes a sysctl of the calling thread's network namespace (/proc/sys/net is resolved

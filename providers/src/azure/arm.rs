@@ -14,6 +14,17 @@ use crate::pacing::{ARM_READS, ARM_WRITES, Pacer, PacingConfig};
 use crate::retry::{self, RetryPolicy};
 use crate::{ApiCounters, CloudError, ErrorKind};
 
+/// An ARM JSON document (a response body, or one item of a list) as a typed view.
+pub fn parse_value<T: DeserializeOwned>(value: &Value, what: &str) -> Result<T, CloudError> {
+    serde_json::from_value(value.clone()).map_err(|e| {
+        CloudError::new(
+            ErrorKind::Permanent,
+            "UnexpectedResponse",
+            format!("{what}: {e}"),
+        )
+    })
+}
+
 /// An answer ARM accepted (2xx).
 #[derive(Debug, Clone)]
 pub struct ArmResponse {
@@ -27,13 +38,7 @@ pub struct ArmResponse {
 
 impl ArmResponse {
     pub fn parse<T: DeserializeOwned>(&self, what: &str) -> Result<T, CloudError> {
-        serde_json::from_value(self.body.clone()).map_err(|e| {
-            CloudError::new(
-                ErrorKind::Permanent,
-                "UnexpectedResponse",
-                format!("{what}: {e}"),
-            )
-        })
+        parse_value(&self.body, what)
     }
 }
 

@@ -300,14 +300,14 @@ fn pick_ips(configs: &[IpConfigView]) -> (Option<Ipv4Addr>, Option<Ipv6Addr>) {
     (v4, v6)
 }
 
-fn parse_item<T: serde::de::DeserializeOwned>(v: &Value, what: &str) -> Result<T, CloudError> {
-    serde_json::from_value(v.clone()).map_err(|e| {
-        CloudError::new(
-            ErrorKind::Permanent,
-            "UnexpectedResponse",
-            format!("{what}: {e}"),
-        )
-    })
+fn vm_primary_nic(vm: &VmView) -> Option<&str> {
+    primary_nic(
+        vm.properties
+            .network_profile
+            .network_interfaces
+            .iter()
+            .map(|n| (n.id.as_str(), n.properties.as_ref().and_then(|p| p.primary))),
+    )
 }
 
 /// `/subscriptions/<s>/resourceGroups/<rg>` of a resource id.
@@ -370,12 +370,7 @@ impl AzureProvider {
                     .get(OP_VM_READ, id, COMPUTE_API_VERSION)
                     .await?
                     .parse("virtual machine")?;
-                let nics = &vm.properties.network_profile.network_interfaces;
-                let nic_id = primary_nic(
-                    nics.iter()
-                        .map(|n| (n.id.as_str(), n.properties.as_ref().and_then(|p| p.primary))),
-                )
-                .ok_or_else(no_nic)?;
+                let nic_id = vm_primary_nic(&vm).ok_or_else(no_nic)?;
                 let resp = self
                     .arm
                     .get(OP_NIC_READ, nic_id, NETWORK_API_VERSION)
@@ -427,12 +422,12 @@ impl AzureProvider {
         );
         let mut vm_by_id: HashMap<String, VmView> = HashMap::new();
         for v in vms? {
-            let vm: VmView = parse_item(&v, "virtual machine")?;
+            let vm: VmView = arm::parse_value(&v, "virtual machine")?;
             vm_by_id.insert(vm.id.to_ascii_lowercase(), vm);
         }
         let mut nic_by_id: HashMap<String, (NicView, Value)> = HashMap::new();
         for v in nics? {
-            let nic: NicView = parse_item(&v, "network interface")?;
+            let nic: NicView = arm::parse_value(&v, "network interface")?;
             nic_by_id.insert(nic.id.to_ascii_lowercase(), (nic, v));
         }
         let mut out = Vec::new();
@@ -440,11 +435,7 @@ impl AzureProvider {
             let Some(vm) = vm_by_id.get(&vm_id.to_ascii_lowercase()) else {
                 continue;
             };
-            let nics = &vm.properties.network_profile.network_interfaces;
-            let Some(nic_id) = primary_nic(
-                nics.iter()
-                    .map(|n| (n.id.as_str(), n.properties.as_ref().and_then(|p| p.primary))),
-            ) else {
+            let Some(nic_id) = vm_primary_nic(vm) else {
                 continue;
             };
             let Some((nic, body)) = nic_by_id.get(&nic_id.to_ascii_lowercase()) else {
