@@ -8,8 +8,12 @@ locals {
   control_plane    = var.role == "control-plane"
 
   # deploy/base and deploy/overlays/<cloud> as they are in this checkout, so the environment
-  # tests the manifests under review rather than a published release.
-  deploy_files = local.control_plane ? sort(tolist(fileset(local.deploy_dir, "{base,overlays/${var.cloud}}/*.yaml"))) : []
+  # tests the manifests under review rather than a published release. One fileset() per
+  # directory: Terraform's glob rejects a "/" inside "{…}" alternatives.
+  deploy_files = local.control_plane ? sort(concat(
+    tolist(fileset(local.deploy_dir, "base/*.yaml")),
+    tolist(fileset(local.deploy_dir, "overlays/${var.cloud}/*.yaml")),
+  )) : []
 
   kubelet_args = [{ name = "provider-id", value = "@PROVIDER_ID@" }]
 

@@ -2,6 +2,12 @@ output "cloud_config" {
   description = "The rendered #cloud-config document."
   value       = local.cloud_config
   sensitive   = true
+  precondition {
+    # fileset() of a directory that does not exist is empty, not an error: a deploy_dir
+    # that is wrong (or a copy of this module away from its checkout) would ship nothing.
+    condition     = !local.control_plane || contains(local.deploy_files, "overlays/${var.cloud}/kustomization.yaml") && contains(local.deploy_files, "base/kustomization.yaml")
+    error_message = "deploy_dir holds no base/kustomization.yaml and overlays/<cloud>/kustomization.yaml: set deploy_dir to the repository's deploy/ directory."
+  }
 }
 
 output "cloud_config_base64gzip" {

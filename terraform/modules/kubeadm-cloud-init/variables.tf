@@ -17,11 +17,11 @@ variable "role" {
 }
 
 variable "kubernetes_version" {
-  description = "Kubernetes patch version installed from pkgs.k8s.io (kubeadm, kubelet, kubectl), e.g. 1.33.5."
+  description = "Kubernetes patch version installed from pkgs.k8s.io (kubeadm, kubelet, kubectl), e.g. 1.33.5; 1.31 or later, the first kubeadm to read the v1beta4 configuration (list-form extraArgs) this module writes."
   type        = string
   validation {
-    condition     = can(regex("^1\\.[0-9]+\\.[0-9]+$", var.kubernetes_version))
-    error_message = "kubernetes_version must look like 1.33.5."
+    condition     = can(regex("^1\\.(3[1-9]|[4-9][0-9]|[1-9][0-9]{2,})\\.[0-9]+$", var.kubernetes_version))
+    error_message = "kubernetes_version must look like 1.33.5 and be 1.31 or later: the kubeadm configuration is kubeadm.k8s.io/v1beta4, which older kubeadm cannot read."
   }
 }
 

@@ -142,8 +142,8 @@ resource "aws_instance" "control_plane" {
   source_dest_check    = false
   iam_instance_profile = var.instance_profile_name
   user_data_base64     = module.control_plane_init.cloud_config_base64gzip
-  monitoring        = true
-  ebs_optimized     = true
+  monitoring           = true
+  ebs_optimized        = true
 
   launch_template {
     id      = aws_launch_template.node.id

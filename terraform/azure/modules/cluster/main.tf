@@ -19,7 +19,7 @@ locals {
     { "control-plane" = "${var.cluster_name}-control-plane" },
     { for i in range(var.worker_count) : "worker-${i}" => "${var.cluster_name}-worker-${i}" },
   )
-  join_token = "${random_string.token_id.result}.${random_password.token_secret.result}"
+  join_token   = "${random_string.token_id.result}.${random_password.token_secret.result}"
   vm_id_prefix = "/subscriptions/${var.subscription_id}/resourceGroups/${var.resource_group_name}/providers/Microsoft.Compute/virtualMachines"
   # The providerID is known before the VM exists (its name is ours to choose).
   provider_id_script = { for k, name in local.nodes : k => "#!/bin/sh\necho 'azure://${local.vm_id_prefix}/${name}'\n" }
