@@ -249,6 +249,13 @@ def test_aws_nodes_forward_pod_traffic_and_carry_the_cluster_tag():
         "ModifyNetworkInterfaceAttribute only on tagged interfaces"
     )
     assert one(one(lt["metadata_options"])["http_tokens"]) == "required"
+    # One source of truth for the root volume: an instance's root_block_device replaces the
+    # launch template's root mapping (which then falls back to the AMI's size).
+    assert "block_device_mappings" not in lt, "the root volume is defined on the instances"
+    for name in ["control_plane", "worker"]:
+        root = one(res[("aws_instance", name)]["root_block_device"])
+        assert one(root["volume_size"]) == "${var.root_volume_size}", name
+        assert one(root["encrypted"]) is True and one(root["volume_type"]) == "gp3", name
 
 
 def test_azure_route_table_nics_and_role_scopes():
@@ -273,6 +280,56 @@ def test_azure_route_table_nics_and_role_scopes():
         "module.network.route_table_id", "module.cluster.nic_ids", "module.cluster.vm_ids",
     ], scopes
     assert "resource_group" not in scopes and "subscription" not in scopes
+
+
+def test_azure_nsg_rules_are_written_per_address_family():
+    """An NSG rule may not mix IPv4 and IPv6 prefixes (dual-stack pod CIDRs): every rule with
+    prefixes is a dynamic block over local.rule_prefixes.<rule>, one per family
+    (test_terraform_plan.py evaluates the split itself)."""
+    nsg = {(t, n): b for t, n, b in module_resources(TF / "azure" / "modules" / "network")}[
+        ("azurerm_network_security_group", "nodes")]
+    assert "security_rule" not in nsg, "static rules would mix families"
+    rules = [one(d)["security_rule"] for d in nsg["dynamic"]]
+    assert sorted(one(r["for_each"]) for r in rules) == ["${local.rule_prefixes.admin}", "${local.rule_prefixes.pods}"]
+    for r in rules:
+        content = one(r["content"])
+        assert one(content["source_address_prefixes"]) == "${security_rule.value}"
+        assert "${security_rule.key}" in one(content["name"])
+        assert "local.family_offset[security_rule.key]" in one(content["priority"])
+
+
+def output_depends_on(module_dir, name):
+    outputs = dict(blocks(parse(module_dir / "outputs.tf"), "output"))
+    return {ref.strip("${}") for ref in one(outputs[name].get("depends_on", [[]]))}
+
+
+def test_nodes_are_created_only_once_their_subnet_has_egress():
+    """Bootstrap installs packages at first boot: the node subnets (and the AWS node security
+    group, created without the default egress rule) reach the instances only through outputs
+    that wait for what carries egress."""
+    aws = TF / "aws" / "modules" / "network"
+    res = {(t, n): b for t, n, b in module_resources(aws)}
+    assert one(res[("aws_route", "private_default")]["nat_gateway_id"]).startswith("${aws_nat_gateway.this[")
+    assert {"aws_route.private_default", "aws_route_table_association.private"} <= output_depends_on(aws, "private_subnet_ids")
+    rules = {f"{t}.{n}" for t, n in res if t.startswith("aws_vpc_security_group_") and t.endswith("_rule")}
+    assert rules and rules <= output_depends_on(aws, "node_security_group_id"), rules - output_depends_on(aws, "node_security_group_id")
+    cluster = {(t, n): b for t, n, b in module_resources(TF / "aws" / "modules" / "cluster")}
+    for name in ["control_plane", "worker"]:
+        assert one(cluster[("aws_instance", name)]["subnet_id"]).startswith("${var.subnet_ids[")
+        assert one(cluster[("aws_instance", name)]["vpc_security_group_ids"]) == ["${var.security_group_id}"]
+    example = (TF / "aws" / "examples" / "test-env" / "main.tf").read_text()
+    assert "subnet_ids            = module.network.private_subnet_ids" in example
+    assert "security_group_id     = module.network.node_security_group_id" in example
+
+    azure = TF / "azure" / "modules" / "network"
+    needed = {"azurerm_subnet_nat_gateway_association.nodes", "azurerm_nat_gateway_public_ip_association.this"}
+    assert needed <= output_depends_on(azure, "subnet_id")
+    subnet = {(t, n): b for t, n, b in module_resources(azure)}[("azurerm_subnet", "nodes")]
+    assert one(subnet["default_outbound_access_enabled"]) is False, "egress is the NAT gateway's only"
+    nic = {(t, n): b for t, n, b in module_resources(TF / "azure" / "modules" / "cluster")}[("azurerm_network_interface", "node")]
+    assert one(one(nic["ip_configuration"])["subnet_id"]) == "${var.subnet_id}"
+    example = (TF / "azure" / "examples" / "test-env" / "main.tf").read_text()
+    assert re.search(r"^  subnet_id\s+= module\.network\.subnet_id$", example, re.M)
 
 
 # --- the cloud-init -------------------------------------------------------------------------
@@ -345,6 +402,56 @@ def test_bootstrap_script_is_valid_bash(tmp_path, role):
         assert "kubeadm join" not in text
     else:
         assert "kubeadm join --config" in text and "kubeadm init" not in text
+
+
+def shell_functions(script):
+    """The function definitions of a rendered script (multi-line and one-line)."""
+    found = re.findall(r"^\w+\(\) \{\n.*?^\}\n|^\w+\(\) \{ .* \}\n", script, re.M | re.S)
+    assert found, "no shell functions found"
+    return "".join(found)
+
+
+def test_bootstrap_network_and_package_steps_go_through_retry():
+    """Egress can come after the node boots: under `set -e` one failed apt-get would leave a
+    node that never joins."""
+    for role in ["control-plane", "worker"]:
+        script = render_bootstrap(role)
+        body = script[script.index('apt_get() {'):].split("\n", 1)[1]
+        for line in body.splitlines():
+            command = line.strip()
+            assert not re.match(r"(apt-get|curl|wget)\b", command), f"{role}: unretried network step: {line!r}"
+        assert re.search(r"^apt_get update$", body, re.M) and re.search(r"^apt_get install ", body, re.M)
+        assert re.search(r"^retry curl ", body, re.M)
+
+
+def run_with_stubs(tmp_path, stubs, call):
+    """Run `call` in bash after the rendered bootstrap's functions, with `stubs` defined."""
+    bash = shutil.which("bash")
+    require(bash, "bash is not installed")
+    script = tmp_path / "t.sh"
+    script.write_text("set -euo pipefail\n" + shell_functions(render_bootstrap("worker")) + stubs + "\n" + call + "\n")
+    return subprocess.run([bash, str(script)], capture_output=True, text=True, check=False, timeout=60, cwd=tmp_path)
+
+
+def test_bootstrap_retry_waits_out_a_late_network_and_gives_up_after_ten_minutes(tmp_path):
+    # Fails twice, then works: two sleeps of 10 s, success.
+    stubs = 'sleep() { echo "slept $1" >>sleeps; }\nflaky() { echo x >>tries; [ "$(wc -l <tries)" -ge 3 ]; }'
+    proc = run_with_stubs(tmp_path, stubs, "retry flaky && echo done")
+    assert proc.returncode == 0 and proc.stdout.strip() == "done", proc.stderr
+    assert (tmp_path / "tries").read_text().count("x") == 3
+    assert (tmp_path / "sleeps").read_text().split("\n")[:-1] == ["slept 10", "slept 10"]
+    # Never works: 60 attempts (10 minutes of sleeps), then the failure reaches set -e.
+    (tmp_path / "sleeps").unlink()
+    proc = run_with_stubs(tmp_path, 'sleep() { echo "slept $1" >>sleeps; }', "retry false; echo not-reached")
+    assert proc.returncode != 0 and "not-reached" not in proc.stdout
+    assert "giving up after 60 attempts" in proc.stderr
+    assert len((tmp_path / "sleeps").read_text().splitlines()) == 59
+
+
+def test_bootstrap_apt_waits_for_the_dpkg_lock(tmp_path):
+    proc = run_with_stubs(tmp_path, 'apt-get() { echo "apt-get $*"; }', "apt_get install -y x")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "apt-get -o DPkg::Lock::Timeout=600 install -y x"
 
 
 def test_kubeadm_config_allocates_node_cidrs_without_cloud_routes():

@@ -15,6 +15,7 @@ import base64
 import gzip
 import json
 import os
+import re
 import shutil
 import subprocess
 
@@ -209,3 +210,83 @@ def test_a_control_plane_without_the_deploy_files_fails_the_plan(tmp_path):
     result = tfs.plan(tmp_path)
     assert not isinstance(result, dict), "planned a control plane that ships no manifests"
     assert "set deploy_dir to the repository's deploy/ directory" in " ".join(result.stderr.split())
+
+
+# --- input validation and expressions of the provider-using modules -------------------------
+# Their resources need providers that cannot be downloaded here, but their variables (with
+# the validations) and their provider-free locals plan without any.
+
+# Values for required variables that pass their own validations.
+REQUIRED = {
+    "cloud": "aws", "role": "worker", "kubernetes_version": "1.33.5", "join_token": TOKEN,
+    "availability_zones": ["eu-west-1a"], "cluster_cidrs": ["10.244.0.0/16"], "vpc_cidrs": ["10.0.0.0/16"],
+    "subnet_ids": {"eu-west-1a": "subnet-1"}, "role_scopes": {}, "route_table_ids": [],
+}
+MODULES_WITH_CLUSTER_NAME = sorted(
+    d for d in list((TF / "aws" / "modules").iterdir()) + list((TF / "azure" / "modules").iterdir())
+    + [INIT_MODULE] if (d / "variables.tf").is_file() and 'variable "cluster_name"' in (d / "variables.tf").read_text()
+)
+
+
+def variables_only(module_dir, workdir, locals_from_main=False, outputs=None):
+    """A root module of `module_dir`'s variables.tf (and, if asked, main.tf's locals blocks)."""
+    shutil.copy(module_dir / "variables.tf", workdir / "variables.tf")
+    extra = ""
+    if locals_from_main:
+        found = re.findall(r"^locals \{\n.*?^\}\n", (module_dir / "main.tf").read_text(), re.M | re.S)
+        assert found, f"{module_dir}/main.tf has no locals block"
+        extra += "\n".join(found)
+    for name, expression in (outputs or {}).items():
+        extra += f'\noutput "{name}" {{\n  value = {expression}\n}}\n'
+    (workdir / "main.tf").write_text(extra)
+    tfs.init(workdir)
+
+
+def required_values(module_dir, **given):
+    values = {}
+    for entry in tfs_hcl_variables(module_dir):
+        for name, body in entry.items():
+            if "default" not in body:
+                values[name] = REQUIRED.get(name, "x")
+    values.update(given)
+    return values
+
+
+def tfs_hcl_variables(module_dir):
+    import hcl2
+    with open(module_dir / "variables.tf") as f:
+        return hcl2.load(f).get("variable", [])
+
+
+@pytest.mark.parametrize("module_dir", MODULES_WITH_CLUSTER_NAME, ids=lambda p: str(p.relative_to(TF)))
+def test_cluster_name_is_validated_where_it_names_resources(tmp_path, module_dir):
+    """IAM name_prefix allows 38 characters ("<name>-flow-logs-": 27 for the name); Azure VM
+    and host names become Kubernetes node names (lowercase DNS labels); the name is cni-cloud's
+    Azure route-name prefix (no "--", its separator)."""
+    tfs.terraform_binary()
+    variables_only(module_dir, tmp_path)
+    good = ["cni-cloud-test", "a", "k1", "a" * 27, "prod-eu-1"]
+    bad = ["a" * 28, "Cluster", "a--b", "a_b", "a.b", "-a", "a-", "1abc", "", "a b"]
+    for name in good:
+        result = tfs.plan(tmp_path, required_values(module_dir, cluster_name=name))
+        assert isinstance(result, dict), f"{name!r} refused:\n{result.stderr}"
+    for name in bad:
+        result = tfs.plan(tmp_path, required_values(module_dir, cluster_name=name))
+        assert tfs.failed_on(result, "cluster_name"), f"{name!r} accepted (or refused for another reason)"
+
+
+def test_azure_nsg_rules_never_mix_address_families(tmp_path):
+    network = TF / "azure" / "modules" / "network"
+    tfs.terraform_binary()
+    variables_only(network, tmp_path, locals_from_main=True, outputs={"rule_prefixes": "local.rule_prefixes"})
+    cases = [
+        (["10.244.0.0/16"], [], {"pods": {"ipv4": ["10.244.0.0/16"]}, "admin": {}}),
+        (["10.244.0.0/16", "fd00:10:244::/56"], ["203.0.113.7/32", "2001:db8::7/128"],
+         {"pods": {"ipv4": ["10.244.0.0/16"], "ipv6": ["fd00:10:244::/56"]},
+          "admin": {"ipv4": ["203.0.113.7/32"], "ipv6": ["2001:db8::7/128"]}}),
+        (["fd00:10:244::/56"], ["2001:db8::/64"], {"pods": {"ipv6": ["fd00:10:244::/56"]}, "admin": {"ipv6": ["2001:db8::/64"]}}),
+    ]
+    for pods, admin, expected in cases:
+        result = tfs.plan(tmp_path, required_values(network, cluster_cidrs=pods, admin_cidrs=admin))
+        assert isinstance(result, dict), result.stderr
+        assert result["planned_values"]["outputs"]["rule_prefixes"]["value"] == expected

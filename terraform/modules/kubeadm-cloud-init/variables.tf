@@ -44,6 +44,12 @@ variable "control_plane_address" {
 variable "cluster_name" {
   description = "Cluster name: cni-cloud's CNI_CLOUD_CLUSTER_NAME (AWS tag kubernetes.io/cluster/<name>, Azure route-name prefix)."
   type        = string
+  validation {
+    # IAM name_prefix allows 38 characters ("<name>-flow-logs-": 27); VM and host names become
+    # Kubernetes node names; cni-cloud's Azure route names are "<name>--<cidr>".
+    condition     = length(var.cluster_name) <= 27 && can(regex("^[a-z](-?[a-z0-9])*$", var.cluster_name))
+    error_message = "cluster_name must be 1 to 27 lowercase letters, digits and single hyphens, starting with a letter and ending with a letter or digit."
+  }
 }
 
 variable "cluster_cidrs" {

@@ -114,16 +114,6 @@ resource "aws_launch_template" "node" {
     enabled = true
   }
 
-  block_device_mappings {
-    device_name = "/dev/sda1"
-    ebs {
-      volume_size           = var.root_volume_size
-      volume_type           = "gp3"
-      encrypted             = true
-      delete_on_termination = true
-    }
-  }
-
   dynamic "tag_specifications" {
     for_each = ["instance", "volume", "network-interface"]
     content {
@@ -154,8 +144,14 @@ resource "aws_instance" "control_plane" {
     http_tokens = "required"
   }
 
+  # The root volume is defined here only: a root_block_device next to a launch template
+  # mapping replaces that mapping (size falling back to the AMI's 8 GiB), and a mapping
+  # needs the AMI's root device name.
   root_block_device {
-    encrypted = true
+    volume_size           = var.root_volume_size
+    volume_type           = "gp3"
+    encrypted             = true
+    delete_on_termination = true
   }
 
   tags = merge(local.tags, { Name = "${var.cluster_name}-control-plane" })
@@ -186,7 +182,10 @@ resource "aws_instance" "worker" {
   }
 
   root_block_device {
-    encrypted = true
+    volume_size           = var.root_volume_size
+    volume_type           = "gp3"
+    encrypted             = true
+    delete_on_termination = true
   }
 
   tags = merge(local.tags, { Name = "${var.cluster_name}-worker-${count.index}" })

@@ -1,6 +1,12 @@
 variable "cluster_name" {
   description = "Cluster name: instances and their network interfaces carry kubernetes.io/cluster/<name> = owned."
   type        = string
+  validation {
+    # IAM name_prefix allows 38 characters ("<name>-flow-logs-": 27); VM and host names become
+    # Kubernetes node names; cni-cloud's Azure route names are "<name>--<cidr>".
+    condition     = length(var.cluster_name) <= 27 && can(regex("^[a-z](-?[a-z0-9])*$", var.cluster_name))
+    error_message = "cluster_name must be 1 to 27 lowercase letters, digits and single hyphens, starting with a letter and ending with a letter or digit."
+  }
 }
 
 variable "subnet_ids" {
@@ -83,7 +89,7 @@ variable "cni_cloud_image" {
 }
 
 variable "root_volume_size" {
-  description = "Root volume size in GiB."
+  description = "Root volume size in GiB of every node (gp3, encrypted; the only definition of the root volume)."
   type        = number
   default     = 30
 }

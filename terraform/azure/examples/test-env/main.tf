@@ -48,6 +48,7 @@ module "cluster" {
   ssh_public_key      = var.ssh_public_key
   cluster_cidrs       = var.cluster_cidrs
   vnet_cidr           = module.network.vnet_cidr
+  encryption_at_host  = var.encryption_at_host
   cni_cloud_image     = var.cni_cloud_image
   tags                = local.tags
 }

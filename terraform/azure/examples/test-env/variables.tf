@@ -49,6 +49,12 @@ variable "admin_cidrs" {
   type        = list(string)
 }
 
+variable "encryption_at_host" {
+  description = "Encrypt the VMs' temporary disks and caches on the host. Register the subscription feature Microsoft.Compute/EncryptionAtHost before setting it (terraform/README.md): apply fails otherwise."
+  type        = bool
+  default     = false
+}
+
 variable "cni_cloud_image" {
   description = "Optional cni-cloud image override: { repository, tag }."
   type = object({

@@ -111,7 +111,7 @@ resource "azurerm_linux_virtual_machine" "node" {
   disable_password_authentication = true
   network_interface_ids           = [azurerm_network_interface.node[each.key].id]
   allow_extension_operations      = false
-  encryption_at_host_enabled      = true
+  encryption_at_host_enabled      = var.encryption_at_host
   custom_data                     = each.key == "control-plane" ? module.control_plane_init.cloud_config_base64gzip : module.worker_init[each.key].cloud_config_base64gzip
   tags                            = var.tags
 

@@ -1,6 +1,12 @@
 variable "cluster_name" {
   description = "Cluster name: VM names, cni-cloud's CNI_CLOUD_CLUSTER_NAME (its route-name prefix)."
   type        = string
+  validation {
+    # IAM name_prefix allows 38 characters ("<name>-flow-logs-": 27); VM and host names become
+    # Kubernetes node names; cni-cloud's Azure route names are "<name>--<cidr>".
+    condition     = length(var.cluster_name) <= 27 && can(regex("^[a-z](-?[a-z0-9])*$", var.cluster_name))
+    error_message = "cluster_name must be 1 to 27 lowercase letters, digits and single hyphens, starting with a letter and ending with a letter or digit."
+  }
 }
 
 variable "resource_group_name" {
@@ -69,6 +75,12 @@ variable "control_plane_public_ip" {
   description = "Give the control plane a public IP so admin_cidrs (network module NSG) can SSH to it for the kubeconfig."
   type        = bool
   default     = true
+}
+
+variable "encryption_at_host" {
+  description = "Encrypt the VMs' temporary disks and disk caches on the host (encryption_at_host_enabled). Apply fails unless the subscription has registered the feature Microsoft.Compute/EncryptionAtHost first (`az feature register --namespace Microsoft.Compute --name EncryptionAtHost`, then `az provider register --namespace Microsoft.Compute`; see terraform/README.md)."
+  type        = bool
+  default     = false
 }
 
 variable "kubernetes_version" {

@@ -64,6 +64,20 @@ resource "azurerm_subnet_nat_gateway_association" "nodes" {
   nat_gateway_id = azurerm_nat_gateway.this.id
 }
 
+locals {
+  # An NSG rule may not mix IPv4 and IPv6 prefixes: each rule is written once per family that
+  # has prefixes (rule => family => prefixes; cidrnetmask() accepts IPv4 CIDRs only).
+  rule_prefixes = {
+    for rule, cidrs in { pods = var.cluster_cidrs, admin = var.admin_cidrs } : rule => {
+      for family, prefixes in {
+        ipv4 = [for c in cidrs : c if can(cidrnetmask(c))]
+        ipv6 = [for c in cidrs : c if !can(cidrnetmask(c))]
+      } : family => prefixes if length(prefixes) > 0
+    }
+  }
+  family_offset = { ipv4 = 0, ipv6 = 1 }
+}
+
 resource "azurerm_network_security_group" "nodes" {
   name                = "${var.cluster_name}-nodes"
   resource_group_name = var.resource_group_name
@@ -72,29 +86,32 @@ resource "azurerm_network_security_group" "nodes" {
 
   # Pods talk to pods on other nodes with their own addresses, which are outside the VNet's
   # address space (the default AllowVnetInBound does not cover them).
-  security_rule {
-    name                       = "pods-in"
-    priority                   = 100
-    direction                  = "Inbound"
-    access                     = "Allow"
-    protocol                   = "*"
-    source_port_range          = "*"
-    destination_port_range     = "*"
-    source_address_prefixes    = var.cluster_cidrs
-    destination_address_prefix = "*"
+  dynamic "security_rule" {
+    for_each = local.rule_prefixes.pods
+    content {
+      name                       = "pods-in-${security_rule.key}"
+      priority                   = 100 + local.family_offset[security_rule.key]
+      direction                  = "Inbound"
+      access                     = "Allow"
+      protocol                   = "*"
+      source_port_range          = "*"
+      destination_port_range     = "*"
+      source_address_prefixes    = security_rule.value
+      destination_address_prefix = "*"
+    }
   }
 
   dynamic "security_rule" {
-    for_each = length(var.admin_cidrs) > 0 ? [1] : []
+    for_each = local.rule_prefixes.admin
     content {
-      name                       = "admin-ssh-in"
-      priority                   = 110
+      name                       = "admin-ssh-in-${security_rule.key}"
+      priority                   = 110 + local.family_offset[security_rule.key]
       direction                  = "Inbound"
       access                     = "Allow"
       protocol                   = "Tcp"
       source_port_range          = "*"
       destination_port_range     = "22"
-      source_address_prefixes    = var.admin_cidrs
+      source_address_prefixes    = security_rule.value
       destination_address_prefix = "VirtualNetwork"
     }
   }

@@ -1,6 +1,12 @@
 variable "cluster_name" {
   description = "Cluster name, used in resource names and tags."
   type        = string
+  validation {
+    # IAM name_prefix allows 38 characters ("<name>-flow-logs-": 27); VM and host names become
+    # Kubernetes node names; cni-cloud's Azure route names are "<name>--<cidr>".
+    condition     = length(var.cluster_name) <= 27 && can(regex("^[a-z](-?[a-z0-9])*$", var.cluster_name))
+    error_message = "cluster_name must be 1 to 27 lowercase letters, digits and single hyphens, starting with a letter and ending with a letter or digit."
+  }
 }
 
 variable "resource_group_name" {
