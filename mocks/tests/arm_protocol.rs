@@ -341,3 +341,154 @@ async fn seed_file_builds_state_served_by_get_and_state_endpoint() {
     .await;
     assert_eq!(state["resources"].as_array().unwrap().len(), 5);
 }
+
+#[tokio::test]
+async fn a_caller_without_the_operations_read_gets_403_on_polling_but_reads_the_resource() {
+    let (mock, server) = start(ArmConfig {
+        time_scale: 20.0,
+        lro_duration: Duration::from_secs(2), // 100 ms wall
+        ..ArmConfig::default()
+    })
+    .await;
+    mock.world()
+        .deny("scoped", "Microsoft.Network/locations/operations/read");
+    let url = format!("{}{TABLE}?{API}", server.url());
+    let resp = client()
+        .put(&url)
+        .bearer_auth("scoped")
+        .json(&table_body(json!([])))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201, "the write itself is allowed");
+    let op_url = resp.headers()["azure-asyncoperation"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let resp = client()
+        .get(&op_url)
+        .bearer_auth("scoped")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    let err = body(resp).await["error"].clone();
+    assert_eq!(err["code"], "AuthorizationFailed");
+    let message = err["message"].as_str().unwrap();
+    assert!(
+        message.contains(
+            "does not have authorization to perform action 'Microsoft.Network/locations/operations/read' over scope '/subscriptions/sub1/providers/Microsoft.Network/locations/westeurope/operations/"
+        ),
+        "{message}"
+    );
+    // Another caller may poll; the refused one can still follow the resource itself.
+    let status = body(client().get(&op_url).bearer_auth("t").send().await.unwrap()).await;
+    assert_eq!(status["status"], "InProgress");
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let table = body(
+        client()
+            .get(&url)
+            .bearer_auth("scoped")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(table["properties"]["provisioningState"], "Succeeded");
+    assert_eq!(
+        mock.stats().count(
+            "Microsoft.Network/locations/operations/read",
+            "AuthorizationFailed"
+        ),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_nic_write_needs_join_on_its_subnet_and_public_ip_like_arm_linked_authorization() {
+    use cni_cloud_mocks::arm::{NicSpec, PUBLIC_IP_JOIN, SUBNET_JOIN};
+    let (mock, server) = start(ArmConfig {
+        lro_duration: Duration::ZERO,
+        ..ArmConfig::default()
+    })
+    .await;
+    let node = mock.world().add_vm(
+        "sub1",
+        "rg",
+        "node-a",
+        "westeurope",
+        NicSpec {
+            ipv4: "10.0.0.4".parse().unwrap(),
+            ipv6: None,
+            ip_forwarding: false,
+        },
+    );
+    let public_ip = "/subscriptions/sub1/resourceGroups/rg/providers/Microsoft.Network/publicIPAddresses/node-a";
+    {
+        let mut w = mock.world();
+        w.deny("no-subnet", SUBNET_JOIN);
+        w.deny("no-public-ip", PUBLIC_IP_JOIN);
+    }
+    let url = format!("{}{}?{API}", server.url(), node.nic_id);
+    let put = |token: &'static str, nic: Value| {
+        let url = url.clone();
+        async move {
+            let resp = client()
+                .put(&url)
+                .bearer_auth(token)
+                .json(&nic)
+                .send()
+                .await
+                .unwrap();
+            (resp.status().as_u16(), body(resp).await)
+        }
+    };
+    let mut nic = mock.world().get(&node.nic_id).unwrap();
+    nic["properties"]["enableIPForwarding"] = json!(true);
+    let subnet = nic["properties"]["ipConfigurations"][0]["properties"]["subnet"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let (status, err) = put("no-subnet", nic.clone()).await;
+    assert_eq!(status, 403);
+    assert_eq!(err["error"]["code"], "LinkedAuthorizationFailed");
+    let message = err["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!(
+            "has permission to perform action 'Microsoft.Network/networkInterfaces/write' on scope '{}'; however, it does not have permission to perform action '{SUBNET_JOIN}' on the linked scope(s) '{subnet}' or the linked scope(s) are invalid.",
+            node.nic_id
+        )),
+        "{message}"
+    );
+    assert_eq!(
+        mock.world().get(&node.nic_id).unwrap()["properties"]["enableIPForwarding"],
+        false,
+        "a refused write changes nothing"
+    );
+    // Without a public IP on the NIC, that action is not needed.
+    let (status, _) = put("no-public-ip", nic.clone()).await;
+    assert_eq!(status, 200);
+
+    mock.world()
+        .attach_public_ip(&node.nic_id, public_ip)
+        .unwrap();
+    let mut nic = mock.world().get(&node.nic_id).unwrap();
+    nic["properties"]["enableIPForwarding"] = json!(true);
+    let (status, err) = put("no-public-ip", nic.clone()).await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (403, Some("LinkedAuthorizationFailed"))
+    );
+    assert!(err["error"]["message"].as_str().unwrap().contains(&format!(
+        "'{PUBLIC_IP_JOIN}' on the linked scope(s) '{public_ip}'"
+    )));
+    let (status, _) = put("t", nic).await;
+    assert_eq!(status, 200);
+    // The linked checks are counted like calls: what the identity must grant.
+    let stats = mock.stats();
+    assert_eq!(stats.count(SUBNET_JOIN, "ok"), 3);
+    assert_eq!(stats.count(SUBNET_JOIN, "LinkedAuthorizationFailed"), 1);
+    assert_eq!(stats.count(PUBLIC_IP_JOIN, "ok"), 1);
+    assert_eq!(stats.count(PUBLIC_IP_JOIN, "LinkedAuthorizationFailed"), 1);
+}

@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use super::authz::nic_links;
 use super::world::{Accepted, ArmError, OpStatus, find_route, not_found};
 use super::{ArmMock, RequestClass};
 
@@ -190,7 +191,9 @@ async fn handle(
         .and_then(|h| h.to_str().ok())
         .unwrap_or("127.0.0.1")
         .to_owned();
-    let result = serve(&mock, &target, &method, &uri, &headers, &body, class, &host);
+    let result = serve(
+        &mock, &target, op, &method, &uri, &headers, &body, class, &host,
+    );
     let (mut resp, outcome) = match result {
         Ok(resp) => (resp, "ok".to_owned()),
         Err(err) => {
@@ -231,6 +234,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 fn serve(
     mock: &ArmMock,
     target: &Target,
+    op: &'static str,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
@@ -275,6 +279,7 @@ fn serve(
     }
     let mut world = mock.world();
     world.settle(Instant::now());
+    world.grants().authorize(token, op, uri.path())?;
     let parse_body = || -> Result<Value, ArmError> {
         serde_json::from_slice(body).map_err(|e| {
             ArmError::new(
@@ -397,6 +402,21 @@ fn serve(
             .ok_or_else(|| not_found(id, "Microsoft.Network/networkInterfaces")),
         (Target::Nic { id }, &Method::PUT) => {
             let body = parse_body()?;
+            // ARM's linked authorization: the caller must also be allowed to join the
+            // subnets and public IPs the NIC references, whether or not they change.
+            let (checks, linked) =
+                world
+                    .grants()
+                    .authorize_linked(token, op, id, &nic_links(&body));
+            for (action, ok) in checks {
+                let outcome = if ok {
+                    "ok"
+                } else {
+                    "LinkedAuthorizationFailed"
+                };
+                mock.stats.record(action, outcome);
+            }
+            linked?;
             world
                 .put_nic(id, &body, header(headers, "if-match"))
                 .map(accepted)

@@ -8,6 +8,7 @@
 //! state programmatically through [`ArmMock::world`] ([`World`]) or from a seed file
 //! ([`Seed`]).
 
+mod authz;
 mod http;
 mod seed;
 mod world;
@@ -17,6 +18,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+pub use authz::{PUBLIC_IP_JOIN, SUBNET_JOIN};
 pub use seed::{Seed, SeedTable, SeedVm, SeedVmssInstance};
 pub use world::{NicSpec, NodeIds, World};
 

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
+use super::authz::Grants;
+
 /// An ARM error answer: HTTP status, `error.code`, `error.message`, optional Retry-After
 /// (cloud seconds).
 #[derive(Debug, Clone, PartialEq)]
@@ -106,6 +108,8 @@ pub struct World {
     cancel_next: u32,
     /// Per table: how many upcoming PUTs find that another writer got in first.
     interlopers: HashMap<String, u32>,
+    /// Actions callers lack (by bearer token).
+    grants: Grants,
 }
 
 fn key(id: &str) -> String {
@@ -171,6 +175,7 @@ impl World {
             fail_next: 0,
             cancel_next: 0,
             interlopers: HashMap::new(),
+            grants: Grants::default(),
         }
     }
 
@@ -353,6 +358,34 @@ impl World {
     /// 412 exactly as in a real race.
     pub fn race_next_puts(&mut self, id: &str, n: u32) {
         self.interlopers.insert(key(id), n);
+    }
+
+    /// The caller presenting bearer token `token` lacks `action` (an RBAC action such as
+    /// `Microsoft.Network/locations/operations/read`, or a linked one such as
+    /// `Microsoft.Network/virtualNetworks/subnets/join/action`): requests performing it get
+    /// 403 `AuthorizationFailed`, NIC writes linking it 403 `LinkedAuthorizationFailed`.
+    pub fn deny(&mut self, token: &str, action: &str) {
+        self.grants.deny(token, action);
+    }
+
+    pub(crate) fn grants(&self) -> &Grants {
+        &self.grants
+    }
+
+    /// Give a NIC's primary IP configuration a public IP (`publicIPAddress.id`), so writing
+    /// the NIC links it (ARM then checks `publicIPAddresses/join/action` on it).
+    pub fn attach_public_ip(&mut self, nic_id: &str, public_ip_id: &str) -> Result<(), String> {
+        let res = self
+            .resources
+            .get_mut(&key(nic_id))
+            .ok_or_else(|| format!("no resource {nic_id}"))?;
+        let config = res.json["properties"]["ipConfigurations"]
+            .as_array_mut()
+            .and_then(|c| c.first_mut())
+            .ok_or_else(|| format!("{nic_id} has no IP configuration"))?;
+        config["properties"]["publicIPAddress"] = json!({ "id": public_ip_id });
+        res.json["etag"] = json!(new_etag());
+        Ok(())
     }
 
     pub fn snapshot(&self) -> Value {
