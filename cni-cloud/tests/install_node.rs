@@ -459,7 +459,13 @@ fn waits_for_pod_cidrs_then_writes_binary_before_config_atomically_and_reasserts
         0
     );
     let value: serde_json::Value = serde_json::from_slice(&fs::read(&conflist).unwrap()).unwrap();
-    assert_eq!(value["cniVersion"], "1.1.0");
+    // Every libcni takes the default: < 1.2 reads cniVersion (it refuses 1.1.0), >= 1.2
+    // picks the newest of cniVersions (1.1.0, with GC and STATUS).
+    assert_eq!(value["cniVersion"], "1.0.0");
+    assert_eq!(
+        value["cniVersions"],
+        serde_json::json!(["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"])
+    );
     assert_eq!(
         value["plugins"][0]["ranges"],
         serde_json::json!([[{"subnet": "10.244.7.0/24"}], [{"subnet": "fd00:10:0:7::/64"}]])
@@ -639,6 +645,165 @@ fn refuses_a_conflicting_config_unless_told_to_replace_it() {
         .unwrap(),
         foreign
     );
+}
+
+/// A stand-in for the reference portmap in the fake bin dir: answers VERSION with `versions`.
+fn fake_portmap(host: &Host, versions: &[&str]) {
+    let list = versions
+        .iter()
+        .map(|v| format!("\"{v}\""))
+        .collect::<Vec<_>>()
+        .join(",");
+    let path = host.bin_dir().join("portmap");
+    fs::write(
+        &path,
+        format!(
+            "#!/bin/sh\ncat >/dev/null\n[ \"$CNI_COMMAND\" = VERSION ] || exit 1\n\
+             printf '{{\"cniVersion\":\"0.3.0\",\"supportedVersions\":[{list}]}}'\n"
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn conflist_json(host: &Host) -> serde_json::Value {
+    serde_json::from_slice(&fs::read(host.conf_dir().join(CONFLIST)).unwrap()).unwrap()
+}
+
+/// Versions the chained portmap cannot serve are refused before anything changes; the
+/// default list is cut to what it serves, so every libcni picks a version portmap handles.
+#[test]
+fn portmap_preflight_asks_its_version_and_refuses_what_it_cannot_serve() {
+    let host = Host::new();
+    let api = FakeApi::start("node-a");
+    api.set_pod_cidrs(&["10.244.1.0/24"]);
+    // Debian 12's portmap 1.1.1: up to 1.0.0.
+    fake_portmap(
+        &host,
+        &["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0"],
+    );
+    let before = host.snapshot();
+    let base = ["--cluster-cidrs", "10.244.0.0/16", "--once", "--portmap"];
+
+    // Explicit versions that include 1.1.0: refused, exit 2, nothing written.
+    for extra in [
+        &["--cni-versions", "1.0.0,1.1.0"][..],
+        &["--cni-version", "1.1.0"][..],
+    ] {
+        let (status, log) = run_to_end(host.command(&api, &[&base[..], extra].concat()));
+        assert_eq!(status.code(), Some(2), "{extra:?}: {log}");
+        assert!(
+            log.contains("serves CNI versions") && log.contains("not 1.1.0"),
+            "{log}"
+        );
+        assert!(
+            log.contains("--cni-versions 0.3.0,0.3.1,0.4.0,1.0.0"),
+            "{log}"
+        );
+        assert_eq!(host.snapshot(), before, "{extra:?}: nothing may change");
+    }
+
+    // Defaults: cniVersions cut to what portmap serves.
+    let (status, log) = run_to_end(host.command(&api, &base));
+    assert!(status.success(), "{log}");
+    let value = conflist_json(&host);
+    assert_eq!(value["cniVersion"], "1.0.0");
+    assert_eq!(
+        value["cniVersions"],
+        serde_json::json!(["0.3.0", "0.3.1", "0.4.0", "1.0.0"])
+    );
+    assert_eq!(value["plugins"][1]["type"], "portmap");
+
+    // A portmap that speaks 1.1.0 keeps the whole list.
+    fake_portmap(&host, &["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]);
+    let (status, log) = run_to_end(host.command(&api, &base));
+    assert!(status.success(), "{log}");
+    assert_eq!(
+        conflist_json(&host)["cniVersions"],
+        serde_json::json!(["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"])
+    );
+
+    // A portmap that does not answer VERSION: refused with the reason.
+    fs::write(host.bin_dir().join("portmap"), "#!/bin/sh\nexit 3\n").unwrap();
+    fs::remove_file(host.conf_dir().join(CONFLIST)).unwrap();
+    let (status, log) = run_to_end(host.command(&api, &base));
+    assert_eq!(status.code(), Some(2), "{log}");
+    assert!(
+        log.contains("cannot ask") && log.contains("VERSION exited"),
+        "{log}"
+    );
+    assert!(!host.conf_dir().join(CONFLIST).exists());
+
+    // Both fields can be set.
+    fs::remove_file(host.bin_dir().join("portmap")).unwrap();
+    let pinned = |version: &str, versions: &str| {
+        run_to_end(host.command(
+            &api,
+            &[
+                "--cluster-cidrs",
+                "10.244.0.0/16",
+                "--once",
+                "--cni-version",
+                version,
+                "--cni-versions",
+                versions,
+            ],
+        ))
+    };
+    let (status, log) = pinned("0.4.0", "0.4.0,1.0.0");
+    assert!(status.success(), "{log}");
+    let value = conflist_json(&host);
+    assert_eq!(value["cniVersion"], "0.4.0");
+    assert_eq!(value["cniVersions"], serde_json::json!(["0.4.0", "1.0.0"]));
+    // cniVersion outside cniVersions is a configuration error.
+    let (status, log) = pinned("1.1.0", "0.4.0,1.0.0");
+    assert_eq!(status.code(), Some(2), "{log}");
+    assert!(log.contains("is not in cniVersions"), "{log}");
+}
+
+/// The real reference portmap (Debian's containernetworking-plugins), when installed.
+#[test]
+fn portmap_preflight_with_the_reference_portmap() {
+    let reference = Path::new("/usr/lib/cni/portmap");
+    if !reference.exists() {
+        let msg = "SKIPPED portmap_preflight_with_the_reference_portmap: /usr/lib/cni/portmap \
+                   missing (apt-get install containernetworking-plugins)";
+        if std::env::var("CNI_CLOUD_REQUIRE_ALL").as_deref() == Ok("1") {
+            panic!("{msg}, and CNI_CLOUD_REQUIRE_ALL=1 forbids skipping");
+        }
+        eprintln!("\n!!!!! {msg} !!!!!\n");
+        return;
+    }
+    let host = Host::new();
+    let api = FakeApi::start("node-a");
+    api.set_pod_cidrs(&["10.244.1.0/24"]);
+    fs::copy(reference, host.bin_dir().join("portmap")).unwrap();
+    let (status, log) = run_to_end(host.command(
+        &api,
+        &["--cluster-cidrs", "10.244.0.0/16", "--once", "--portmap"],
+    ));
+    assert!(status.success(), "{log}");
+    let value = conflist_json(&host);
+    let served: Vec<String> = {
+        let out = Command::new(reference)
+            .env("CNI_COMMAND", "VERSION")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        serde_json::from_value(v["supportedVersions"].clone()).unwrap()
+    };
+    for v in value["cniVersions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain([&value["cniVersion"]])
+    {
+        assert!(
+            served.iter().any(|s| s == v.as_str().unwrap()),
+            "{v} is not served by the reference portmap ({served:?}): {value}"
+        );
+    }
 }
 
 #[test]
@@ -1035,7 +1200,16 @@ fn pod_traffic_is_masqueraded_only_outside_the_non_masquerade_cidrs() {
         })
     };
 
-    // Before the installer: the node does not forward at all.
+    // Before the installer: the node does not forward at all. A new namespace inherits
+    // IPv4 forwarding from the host's (net.core.devconf_inherit_init_net = 0), which is on
+    // on any Docker host: switch it off here, the precondition this test asserts.
+    for key in ["net.ipv4.ip_forward=0", "net.ipv4.conf.all.forwarding=0"] {
+        ip(&["netns", "exec", n, "sysctl", "-qw", key]);
+    }
+    assert_eq!(
+        node.exec(&["cat", "/proc/sys/net/ipv4/ip_forward"]).trim(),
+        "0"
+    );
     assert!(
         connect_from_pod("10.0.0.10").is_err(),
         "forwarding must be off before the install"

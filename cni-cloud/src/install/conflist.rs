@@ -9,13 +9,20 @@ use serde_json::{Value, json};
 /// Versions the plugin speaks, oldest first (see the plugin's VERSION answer).
 pub const PLUGIN_CNI_VERSIONS: &[&str] = &["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
 
+/// The conflist's default `cniVersion`: the newest libcni 1.1 (containerd 1.6/1.7, CRI-O
+/// before 1.28) accepts. Those runtimes read only this field and refuse a 1.1.0 result.
+pub const DEFAULT_CNI_VERSION: &str = "1.0.0";
+
 /// The plugin `type` that marks a config as ours.
 pub const PLUGIN_TYPE: &str = "cni-cloud";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConflistSpec {
     pub network_name: String,
+    /// `cniVersion`: what runtimes whose libcni predates 1.2 use.
     pub cni_version: String,
+    /// `cniVersions`: libcni >= 1.2 picks the newest it supports from this list.
+    pub cni_versions: Vec<String>,
     pub data_dir: PathBuf,
     pub mtu: Option<u32>,
     pub portmap: bool,
@@ -32,6 +39,24 @@ impl ConflistSpec {
                 "cniVersion {:?} is not one the plugin speaks ({})",
                 self.cni_version,
                 PLUGIN_CNI_VERSIONS.join(", ")
+            ));
+        }
+        if let Some(v) = self
+            .cni_versions
+            .iter()
+            .find(|v| !PLUGIN_CNI_VERSIONS.contains(&v.as_str()))
+        {
+            return Err(format!(
+                "cniVersions entry {v:?} is not one the plugin speaks ({})",
+                PLUGIN_CNI_VERSIONS.join(", ")
+            ));
+        }
+        if !self.cni_versions.is_empty() && !self.cni_versions.contains(&self.cni_version) {
+            return Err(format!(
+                "cniVersion {} is not in cniVersions ({}): a runtime would use a version the \
+                 list does not offer",
+                self.cni_version,
+                self.cni_versions.join(", ")
             ));
         }
         if self.network_name.is_empty()
@@ -86,12 +111,11 @@ impl ConflistSpec {
             }));
         }
         // Runtimes with libcni >= 1.2 pick the newest entry of cniVersions they support;
-        // older ones read cniVersion.
+        // older ones read cniVersion. Listed oldest first, as the plugin's VERSION does.
         let versions: Vec<&str> = PLUGIN_CNI_VERSIONS
             .iter()
             .copied()
-            .take_while(|v| *v != self.cni_version)
-            .chain([self.cni_version.as_str()])
+            .filter(|v| self.cni_versions.iter().any(|c| c == v))
             .collect();
         let conflist = json!({
             "cniVersion": self.cni_version,
@@ -163,7 +187,8 @@ mod tests {
     fn spec() -> ConflistSpec {
         ConflistSpec {
             network_name: "cni-cloud".into(),
-            cni_version: "1.1.0".into(),
+            cni_version: DEFAULT_CNI_VERSION.into(),
+            cni_versions: PLUGIN_CNI_VERSIONS.iter().map(|v| v.to_string()).collect(),
             data_dir: "/run/cni-cloud".into(),
             mtu: Some(9001),
             portmap: true,
@@ -177,7 +202,8 @@ mod tests {
     #[test]
     fn renders_dual_stack_ranges_versions_and_chain() {
         let value: Value = serde_json::from_slice(&spec().render()).unwrap();
-        assert_eq!(value["cniVersion"], "1.1.0");
+        // libcni < 1.2 reads cniVersion and must get one it parses; >= 1.2 picks 1.1.0.
+        assert_eq!(value["cniVersion"], "1.0.0");
         assert_eq!(
             value["cniVersions"],
             json!(["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"])
@@ -200,7 +226,8 @@ mod tests {
             pod_cidrs: vec!["fd00::/64".parse().unwrap()],
             portmap: false,
             mtu: None,
-            cni_version: "1.0.0".into(),
+            cni_version: "0.4.0".into(),
+            cni_versions: vec!["1.0.0".into(), "0.4.0".into(), "0.3.1".into()],
             ..spec()
         };
         let value: Value = serde_json::from_slice(&spec.render()).unwrap();
@@ -210,10 +237,8 @@ mod tests {
             json!([[{"subnet": "fd00::/64"}]])
         );
         assert!(value["plugins"][0].get("mtu").is_none());
-        assert_eq!(
-            value["cniVersions"],
-            json!(["0.3.0", "0.3.1", "0.4.0", "1.0.0"])
-        );
+        assert_eq!(value["cniVersion"], "0.4.0");
+        assert_eq!(value["cniVersions"], json!(["0.3.1", "0.4.0", "1.0.0"]));
     }
 
     #[test]
@@ -223,6 +248,21 @@ mod tests {
             ..spec()
         };
         assert!(bad.validate().unwrap_err().contains("2.0.0"));
+        let bad = ConflistSpec {
+            cni_versions: vec!["1.0.0".into(), "1.2.0".into()],
+            ..spec()
+        };
+        assert!(bad.validate().unwrap_err().contains("1.2.0"));
+        let bad = ConflistSpec {
+            cni_version: "1.1.0".into(),
+            cni_versions: vec!["0.4.0".into(), "1.0.0".into()],
+            ..spec()
+        };
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .contains("cniVersion 1.1.0 is not in cniVersions")
+        );
         let bad = ConflistSpec {
             mtu: Some(100),
             ..spec()

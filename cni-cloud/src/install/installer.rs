@@ -84,6 +84,9 @@ pub fn preflight_paths(settings: &Settings) -> Result<(), InstallError> {
             settings.bin_dir.join("portmap").display()
         )));
     }
+    if settings.portmap {
+        check_portmap_serves(settings)?;
+    }
     let scan = scan_conf_dir(settings)?;
     if !scan.foreign.is_empty() && !settings.replace_conflicting {
         return Err(InstallError::Conflicting {
@@ -92,6 +95,87 @@ pub fn preflight_paths(settings: &Settings) -> Result<(), InstallError> {
         });
     }
     Ok(())
+}
+
+/// The cniVersions the `portmap` in the bin dir serves: its answer to `VERSION`.
+pub fn portmap_versions(bin_dir: &Path) -> Result<Vec<String>, InstallError> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let path = bin_dir.join("portmap");
+    let refuse = |why: String| {
+        InstallError::Config(format!(
+            "--portmap: cannot ask {} which CNI versions it serves ({why}); install \
+             containernetworking-plugins on the node or drop --portmap",
+            path.display()
+        ))
+    };
+    let mut child = Command::new(&path)
+        .env_clear()
+        .env("CNI_COMMAND", "VERSION")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| refuse(e.to_string()))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(br#"{"cniVersion":"0.3.0"}"#);
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| refuse(e.to_string()))?;
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|_| {
+        refuse(format!(
+            "VERSION exited with {} and printed {:?}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout).trim()
+        ))
+    })?;
+    answer["supportedVersions"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .ok_or_else(|| {
+            refuse(format!(
+                "VERSION answered {answer} without supportedVersions"
+            ))
+        })
+}
+
+/// Pre-flight of `--portmap`: the chained portmap must serve every version a runtime may
+/// use from the conflist (`cniVersion`, and each of `cniVersions`). Otherwise its ADD fails
+/// and so does its DEL, which stops libcni's DEL before it reaches cni-cloud: every retry of
+/// the sandbox leaves an address and a veth behind.
+fn check_portmap_serves(settings: &Settings) -> Result<(), InstallError> {
+    let served = portmap_versions(&settings.bin_dir)?;
+    let spec = &settings.conflist;
+    let mut missing: Vec<&str> = std::iter::once(&spec.cni_version)
+        .chain(&spec.cni_versions)
+        .filter(|v| !served.contains(v))
+        .map(String::as_str)
+        .collect();
+    missing.sort_unstable();
+    missing.dedup();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let usable: Vec<&str> = conflist::PLUGIN_CNI_VERSIONS
+        .iter()
+        .copied()
+        .filter(|v| served.iter().any(|s| s == v))
+        .collect();
+    Err(InstallError::Config(format!(
+        "--portmap: {} serves CNI versions {}, not {}, which the conflist offers; a runtime \
+         using it would fail every pod's ADD and DEL. Set --cni-versions {} (and \
+         --cni-version at most {}), or install a newer portmap",
+        settings.bin_dir.join("portmap").display(),
+        served.join(", "),
+        missing.join(", "),
+        usable.join(","),
+        usable.last().copied().unwrap_or("none"),
+    )))
 }
 
 fn scan_conf_dir(settings: &Settings) -> Result<conflist::ConfDirScan, InstallError> {
@@ -484,7 +568,8 @@ mod tests {
             replace_conflicting: true,
             conflist: ConflistSpec {
                 network_name: "cni-cloud".into(),
-                cni_version: "1.1.0".into(),
+                cni_version: "1.0.0".into(),
+                cni_versions: vec!["1.0.0".into(), "1.1.0".into()],
                 data_dir: "/run/cni-cloud".into(),
                 mtu: None,
                 portmap: false,

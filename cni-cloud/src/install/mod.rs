@@ -158,7 +158,14 @@ async fn run(args: InstallArgs) -> Result<(), InstallError> {
         replace_conflicting: args.replace_conflicting,
         conflist: ConflistSpec {
             network_name: args.network_name.clone(),
-            cni_version: args.cni_version.clone(),
+            cni_version: args
+                .cni_version
+                .clone()
+                .unwrap_or_else(|| conflist::DEFAULT_CNI_VERSION.to_owned()),
+            cni_versions: args
+                .cni_versions
+                .clone()
+                .unwrap_or_else(|| PLUGIN_CNI_VERSIONS.iter().map(|v| v.to_string()).collect()),
             data_dir: args.data_dir.clone(),
             mtu: args.mtu,
             portmap: args.portmap,
@@ -174,6 +181,27 @@ async fn run(args: InstallArgs) -> Result<(), InstallError> {
             "--conflist-name {:?} must be a file name ending in .conflist",
             settings.conflist_name
         )));
+    }
+    // The chained portmap must serve every version a runtime may pick from the conflist:
+    // libcni stops a DEL at the first plugin that fails, so a version portmap refuses leaves
+    // the pod's address and veth behind on every retry. Versions given explicitly are
+    // checked (pre-flight refuses); the default list is cut to what portmap serves.
+    if settings.portmap && args.cni_versions.is_none() && settings.bin_dir.join("portmap").exists()
+    {
+        let served = installer::portmap_versions(&settings.bin_dir)?;
+        let before = settings.conflist.cni_versions.clone();
+        // An explicit --cni-version portmap cannot serve stays, for the pre-flight to refuse.
+        let wanted = settings.conflist.cni_version.clone();
+        settings
+            .conflist
+            .cni_versions
+            .retain(|v| served.contains(v) || *v == wanted);
+        if settings.conflist.cni_versions != before {
+            tracing::info!(
+                versions = %settings.conflist.cni_versions.join(","),
+                "cniVersions cut to the versions the chained portmap serves"
+            );
+        }
     }
     settings.conflist.validate().map_err(InstallError::Config)?;
     if !masquerade::valid_table_name(&settings.nft_table) {

@@ -119,10 +119,16 @@ pub struct InstallArgs {
     #[arg(long, env = "CNI_CLOUD_PORTMAP")]
     pub portmap: bool,
 
-    /// `cniVersion` of the conflist; `cniVersions` lists it and every older version the
-    /// plugin speaks, for runtimes that cannot use the newest.
-    #[arg(long, env = "CNI_CLOUD_CNI_VERSION", default_value = "1.1.0")]
-    pub cni_version: String,
+    /// `cniVersion` of the conflist: what runtimes whose libcni predates 1.2 (containerd
+    /// 1.6/1.7) use; they refuse 1.1.0. Default 1.0.0.
+    #[arg(long, env = "CNI_CLOUD_CNI_VERSION")]
+    pub cni_version: Option<String>,
+
+    /// `cniVersions` of the conflist (comma separated): libcni >= 1.2 (containerd 2.x) picks
+    /// the newest it supports. Default: every version the plugin speaks, up to 1.1.0 — cut to
+    /// what the chained portmap serves with --portmap.
+    #[arg(long, env = "CNI_CLOUD_CNI_VERSIONS", value_delimiter = ',')]
+    pub cni_versions: Option<Vec<String>>,
 
     /// Network name in the conflist.
     #[arg(long, env = "CNI_CLOUD_NETWORK_NAME", default_value = "cni-cloud")]
