@@ -83,6 +83,7 @@ fn table() -> RouteTable {
         },
         routes,
         version: None,
+        unlisted_routes: 0,
     }
 }
 

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use cni_cloud_providers::{Unfenced, WriteFence};
 use serde::{Deserialize, Serialize};
 
 /// A Node as the controller needs it: no more than the route decision uses.
@@ -33,6 +34,9 @@ pub struct NodeSnapshot {
     /// True when the list is known to be complete (an initial list that succeeded, or the
     /// operator said so). The deletion guard only yields to an authoritative list.
     pub authoritative: bool,
+    /// False only for the placeholder a watch channel starts with, before any list
+    /// arrived: nothing is ever planned from it.
+    pub listed: bool,
 }
 
 pub type SharedSnapshot = Arc<NodeSnapshot>;
@@ -56,11 +60,21 @@ pub enum NodeRouteStatus {
     InvalidInput {
         reason: String,
     },
+    /// Could not be verified this pass (the node's instance or interface could not be
+    /// read). Not a fact about the network: the node's last verified condition stays.
+    Unknown {
+        reason: String,
+    },
 }
 
 impl NodeRouteStatus {
     pub fn is_routed(&self) -> bool {
         matches!(self, NodeRouteStatus::Routed)
+    }
+
+    /// True when this is a verified fact that may change the node's condition.
+    pub fn is_verified(&self) -> bool {
+        !matches!(self, NodeRouteStatus::Unknown { .. })
     }
 }
 
@@ -82,6 +96,10 @@ pub trait StatusSink: Send + Sync {
     async fn deletion_guard_tripped(&self, note: &str, reports: &[NodeReport]) {
         let _ = (note, reports);
     }
+
+    /// We just became the leader: anything remembered about earlier writes may be stale
+    /// (another replica wrote in between), so decide from the Nodes as they are.
+    async fn leadership_gained(&self) {}
 }
 
 /// Keeps the latest reports in memory (`simulate`, `plan`, tests).
@@ -113,18 +131,24 @@ impl StatusSink for MemorySink {
     }
 }
 
-/// Gates every cloud mutation: a mutation may start only while this says so.
-pub trait Fence: Send + Sync {
-    /// True when we hold leadership with at least `needed` left before it could lapse.
-    fn may_mutate(&self, needed: Duration) -> bool;
+/// Gates every cloud mutation. The providers receive it as a [`WriteFence`] and check its
+/// deadline before every attempt; the reconciler also asks before starting a batch.
+pub trait Fence: WriteFence {
+    /// True when we hold leadership with at least `needed` left before the deadline.
+    fn may_mutate(&self, needed: Duration) -> bool {
+        self.deadline()
+            .is_some_and(|until| std::time::Instant::now() + needed <= until)
+    }
 }
 
 /// For `simulate`, `plan` and single-replica runs without election.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AlwaysLeader;
 
-impl Fence for AlwaysLeader {
-    fn may_mutate(&self, _needed: Duration) -> bool {
-        true
+impl WriteFence for AlwaysLeader {
+    fn deadline(&self) -> Option<std::time::Instant> {
+        Unfenced.deadline()
     }
 }
+
+impl Fence for AlwaysLeader {}

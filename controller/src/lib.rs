@@ -2,6 +2,7 @@
 
 pub mod cluster;
 pub mod commands;
+pub mod health;
 pub mod kube;
 pub mod planner;
 pub mod reconcile;

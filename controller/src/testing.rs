@@ -34,6 +34,8 @@ pub fn apply_changes(table: &mut RouteTable, changes: &[RouteChange]) {
                 {
                     r.next_hop = next_hop.clone();
                     r.state = RouteState::Active;
+                    // It now targets our interface: the cloud's evidence says ours.
+                    r.claim = Claim::Cluster;
                 }
             }
             RouteChange::Delete { destination, .. } => {
@@ -53,8 +55,16 @@ pub mod fake {
     use async_trait::async_trait;
     use cni_cloud_providers::{
         ApiCounters, CallOutcome, ChangeOutcome, Cloud, CloudError, CloudProvider, ErrorKind,
-        ForwardingChange, NodeTarget, RouteChange, RouteTable, TableId,
+        ForwardingChange, NodeTarget, RouteChange, RouteTable, TableId, WriteFence,
     };
+
+    fn throttled() -> CloudError {
+        CloudError::new(
+            ErrorKind::Throttled,
+            "RequestLimitExceeded",
+            "Request limit exceeded.",
+        )
+    }
 
     use super::apply_changes;
 
@@ -73,6 +83,14 @@ pub mod fake {
         pub fail_writes: AtomicUsize,
         /// Listing fails while set.
         pub fail_lists: AtomicBool,
+        /// Node lookups fail (throttled) while set.
+        pub fail_resolves: AtomicBool,
+        /// Forwarding checks fail (throttled) while set.
+        pub fail_forwarding_checks: AtomicBool,
+        /// Changes refused because the write fence was closed.
+        pub fenced: AtomicUsize,
+        /// Forwarding checks made.
+        pub forwarding_checks: AtomicUsize,
         pub lists: AtomicUsize,
         pub resolves: AtomicUsize,
         pub counters: ApiCounters,
@@ -112,9 +130,25 @@ pub mod fake {
                 .ok_or_else(|| CloudError::new(ErrorKind::NotFound, "NotFound", "no table"))
         }
 
-        async fn apply(&self, table: &TableId, changes: &[RouteChange]) -> Vec<ChangeOutcome> {
+        async fn apply_fenced(
+            &self,
+            table: &TableId,
+            changes: &[RouteChange],
+            fence: &dyn WriteFence,
+        ) -> Vec<ChangeOutcome> {
             let mut out = Vec::new();
             for c in changes {
+                if fence
+                    .deadline()
+                    .is_none_or(|d| d <= std::time::Instant::now())
+                {
+                    self.fenced.fetch_add(1, Ordering::Relaxed);
+                    out.push(ChangeOutcome {
+                        change: c.clone(),
+                        result: Err(cni_cloud_providers::fence::fenced("write")),
+                    });
+                    continue;
+                }
                 let fail = !c.is_delete()
                     && self
                         .fail_writes
@@ -149,6 +183,12 @@ pub mod fake {
             provider_ids: &[String],
         ) -> HashMap<String, Result<NodeTarget, CloudError>> {
             self.resolves.fetch_add(1, Ordering::Relaxed);
+            if self.fail_resolves.load(Ordering::Relaxed) {
+                return provider_ids
+                    .iter()
+                    .map(|id| (id.clone(), Err(throttled())))
+                    .collect();
+            }
             let targets = self.targets.lock().unwrap();
             provider_ids
                 .iter()
@@ -165,10 +205,15 @@ pub mod fake {
                 .collect()
         }
 
-        async fn ensure_forwarding(
+        async fn ensure_forwarding_fenced(
             &self,
             target: &NodeTarget,
+            _fence: &dyn WriteFence,
         ) -> Result<ForwardingChange, CloudError> {
+            self.forwarding_checks.fetch_add(1, Ordering::Relaxed);
+            if self.fail_forwarding_checks.load(Ordering::Relaxed) {
+                return Err(throttled());
+            }
             if self
                 .stuck_forwarding
                 .lock()

@@ -21,6 +21,9 @@ pub enum ErrorKind {
     Transient,
     /// Auth, validation, anything a retry cannot fix.
     Permanent,
+    /// Not sent (or abandoned): the write fence's deadline passed. Never retried here; the
+    /// next leader's pass decides afresh.
+    Fenced,
 }
 
 impl ErrorKind {
@@ -36,9 +39,13 @@ impl ErrorKind {
             ErrorKind::Conflict => "conflict",
             ErrorKind::Transient => "transient",
             ErrorKind::Permanent => "permanent",
+            ErrorKind::Fenced => "fenced",
         }
     }
 }
+
+/// The longest `Retry-After` honoured (ARM documents minutes at most).
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct CloudError {
@@ -69,8 +76,10 @@ impl CloudError {
         self
     }
 
+    /// Keep the cloud's `Retry-After`, capped: a hostile or broken value must neither
+    /// overflow a clock nor park the controller for a day.
     pub fn with_retry_after(mut self, after: Option<Duration>) -> Self {
-        self.retry_after = after;
+        self.retry_after = after.map(|d| d.min(MAX_RETRY_AFTER));
         self
     }
 }

@@ -5,6 +5,7 @@ pub mod aws;
 pub mod azure;
 pub mod counters;
 pub mod error;
+pub mod fence;
 pub mod model;
 pub mod pacing;
 pub mod provider;
@@ -12,5 +13,6 @@ pub mod retry;
 
 pub use counters::{ApiCounters, CallOutcome};
 pub use error::{CloudError, ErrorKind};
+pub use fence::{Unfenced, WriteFence};
 pub use model::*;
 pub use provider::CloudProvider;

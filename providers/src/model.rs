@@ -185,20 +185,32 @@ pub struct RouteTable {
     /// Optimistic-concurrency token (Azure etag); `None` on AWS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// Routes the cloud counts against the quota that have no CIDR destination, so they
+    /// are not in `routes`: AWS prefix-list routes, Azure service-tag routes. Counted
+    /// against the shared quota, and against IPv4 on a per-family quota (most prefix lists
+    /// are IPv4; overcounting can only make us refuse a create the cloud would refuse too).
+    #[serde(default)]
+    pub unlisted_routes: u32,
 }
 
 impl RouteTable {
     /// Routes that count against the quota for `family` (all routes when the quota is shared).
     pub fn usage(&self, family: Family) -> u32 {
-        let n = match self.quota.scope {
-            QuotaScope::Shared => self.routes.len(),
-            QuotaScope::PerFamily => self
-                .routes
-                .iter()
-                .filter(|r| Family::of(&r.destination) == family)
-                .count(),
+        let (n, unlisted) = match self.quota.scope {
+            QuotaScope::Shared => (self.routes.len(), self.unlisted_routes),
+            QuotaScope::PerFamily => (
+                self.routes
+                    .iter()
+                    .filter(|r| Family::of(&r.destination) == family)
+                    .count(),
+                if family == Family::V4 {
+                    self.unlisted_routes
+                } else {
+                    0
+                },
+            ),
         };
-        n as u32
+        n as u32 + unlisted
     }
 }
 

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 
+use crate::fence::{Unfenced, WriteFence};
 use crate::model::{
     ChangeOutcome, Cloud, ForwardingChange, NodeTarget, RouteChange, RouteTable, TableId,
 };
@@ -21,8 +22,20 @@ pub trait CloudProvider: Send + Sync {
 
     /// Apply a batch of changes to one table. Returns one outcome per change, in order.
     /// Idempotent: creating a route that already exists with the same target, or deleting
-    /// one that is already gone, succeeds.
-    async fn apply(&self, table: &TableId, changes: &[RouteChange]) -> Vec<ChangeOutcome>;
+    /// one that is already gone, succeeds. Every write attempt (retries and re-PUTs
+    /// included) starts only while `fence` allows and is abandoned at its deadline; a
+    /// change not sent for that reason fails with [`crate::ErrorKind::Fenced`].
+    async fn apply_fenced(
+        &self,
+        table: &TableId,
+        changes: &[RouteChange],
+        fence: &dyn WriteFence,
+    ) -> Vec<ChangeOutcome>;
+
+    /// [`CloudProvider::apply_fenced`] without a lease (tools, tests, single replicas).
+    async fn apply(&self, table: &TableId, changes: &[RouteChange]) -> Vec<ChangeOutcome> {
+        self.apply_fenced(table, changes, &Unfenced).await
+    }
 
     /// Resolve providerIDs (`aws:///us-east-1a/i-…`, `azure:///subscriptions/…`) to their
     /// targets in as few calls as the cloud allows. Every input id gets an entry.
@@ -31,8 +44,18 @@ pub trait CloudProvider: Send + Sync {
         provider_ids: &[String],
     ) -> HashMap<String, Result<NodeTarget, CloudError>>;
 
-    /// Make the node's interface forward pod traffic, writing only when it does not.
-    async fn ensure_forwarding(&self, target: &NodeTarget) -> Result<ForwardingChange, CloudError>;
+    /// Make the node's interface forward pod traffic, writing only when it does not. The
+    /// write is fenced like [`CloudProvider::apply_fenced`].
+    async fn ensure_forwarding_fenced(
+        &self,
+        target: &NodeTarget,
+        fence: &dyn WriteFence,
+    ) -> Result<ForwardingChange, CloudError>;
+
+    /// [`CloudProvider::ensure_forwarding_fenced`] without a lease.
+    async fn ensure_forwarding(&self, target: &NodeTarget) -> Result<ForwardingChange, CloudError> {
+        self.ensure_forwarding_fenced(target, &Unfenced).await
+    }
 
     /// Calls made so far, by action and outcome.
     fn counters(&self) -> &ApiCounters;

@@ -9,6 +9,7 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 
 use crate::counters::{ApiCounters, CallOutcome};
 use crate::error::{CloudError, ErrorKind};
+use crate::fence::WriteFence;
 use crate::pacing::Pacer;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -55,6 +56,38 @@ pub async fn call<T, F, Fut>(
     policy: &RetryPolicy,
     counters: &ApiCounters,
     action: &'static str,
+    op: F,
+) -> Result<T, CloudError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, CloudError>>,
+{
+    run(pacer, policy, counters, action, None, op).await
+}
+
+/// [`call`] for a mutation: every attempt, retries included, starts only while `fence`
+/// allows and is abandoned at its deadline; a retry that would start after it is not made.
+pub async fn call_fenced<T, F, Fut>(
+    pacer: &Pacer,
+    policy: &RetryPolicy,
+    counters: &ApiCounters,
+    action: &'static str,
+    fence: &dyn WriteFence,
+    op: F,
+) -> Result<T, CloudError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, CloudError>>,
+{
+    run(pacer, policy, counters, action, Some(fence), op).await
+}
+
+async fn run<T, F, Fut>(
+    pacer: &Pacer,
+    policy: &RetryPolicy,
+    counters: &ApiCounters,
+    action: &'static str,
+    fence: Option<&dyn WriteFence>,
     mut op: F,
 ) -> Result<T, CloudError>
 where
@@ -64,7 +97,10 @@ where
     let mut delays = policy.delays();
     loop {
         pacer.acquire().await;
-        let result = op().await;
+        let result = match fence {
+            Some(f) => crate::fence::within(f, action, op()).await,
+            None => op().await,
+        };
         match &result {
             Ok(_) => {
                 counters.record(action, CallOutcome::Ok);
@@ -83,6 +119,13 @@ where
                     return result;
                 };
                 let delay = delay.max(err.retry_after.unwrap_or_default());
+                if let Some(f) = fence
+                    && f.deadline()
+                        .is_none_or(|d| std::time::Instant::now() + delay >= d)
+                {
+                    tracing::debug!(action, error = %err, "not retrying: the write fence closes first");
+                    return result;
+                }
                 tracing::debug!(action, error = %err, ?delay, "retrying cloud call");
                 tokio::time::sleep(delay).await;
             }
@@ -94,6 +137,7 @@ where
 mod tests {
     use super::*;
     use crate::pacing::{BucketSpec, PacingConfig};
+    use std::sync::Mutex;
     use std::sync::atomic::{AtomicU32, Ordering};
 
     fn fast() -> (Pacer, RetryPolicy, ApiCounters) {
@@ -156,6 +200,64 @@ mod tests {
             assert_eq!(r.unwrap_err().kind, kind);
             assert_eq!(n.load(Ordering::SeqCst), 1);
         }
+    }
+
+    #[tokio::test]
+    async fn a_fenced_call_never_retries_past_the_deadline() {
+        struct Closes(std::time::Instant);
+        impl WriteFence for Closes {
+            fn deadline(&self) -> Option<std::time::Instant> {
+                Some(self.0)
+            }
+        }
+        let (pacer, mut policy, counters) = fast();
+        policy.max_attempts = 100;
+        policy.min_delay = Duration::from_millis(10);
+        policy.max_delay = Duration::from_millis(20);
+        let attempts = Mutex::new(Vec::new());
+        let deadline = std::time::Instant::now() + Duration::from_millis(80);
+        let fence = Closes(deadline);
+        let r: Result<(), _> = call_fenced(&pacer, &policy, &counters, "X", &fence, || async {
+            attempts.lock().unwrap().push(std::time::Instant::now());
+            Err(CloudError::new(
+                ErrorKind::Transient,
+                "InternalError",
+                "boom",
+            ))
+        })
+        .await;
+        assert_eq!(r.unwrap_err().kind, ErrorKind::Transient);
+        let returned = std::time::Instant::now();
+        let attempts = attempts.into_inner().unwrap();
+        assert!(attempts.len() >= 2, "it did retry while the fence allowed");
+        assert!(
+            attempts.iter().all(|t| *t < deadline),
+            "an attempt after the deadline"
+        );
+        assert!(
+            returned < deadline + Duration::from_millis(15),
+            "it slept past the deadline"
+        );
+        let n = AtomicU32::new(0);
+        let closed = Closes(std::time::Instant::now());
+        let r: Result<(), _> = call_fenced(&pacer, &policy, &counters, "X", &closed, || async {
+            n.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        })
+        .await;
+        assert_eq!(r.unwrap_err().kind, ErrorKind::Fenced);
+        assert_eq!(
+            n.load(Ordering::SeqCst),
+            0,
+            "nothing sent once the fence closed"
+        );
+    }
+
+    #[test]
+    fn retry_after_is_capped() {
+        let e = CloudError::new(ErrorKind::Throttled, "TooManyRequests", "")
+            .with_retry_after(Some(Duration::from_secs(u64::MAX)));
+        assert_eq!(e.retry_after, Some(crate::error::MAX_RETRY_AFTER));
     }
 
     #[tokio::test]

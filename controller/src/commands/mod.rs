@@ -1,6 +1,7 @@
 //! The subcommands of `cni-cloud-controller`.
 
 pub mod cloud;
+pub mod nodes_file;
 pub mod plan;
 pub mod run;
 pub mod simulate;

@@ -11,9 +11,10 @@ use kube::api::ListParams;
 
 use cni_cloud_providers::RouteChange;
 
-use crate::cluster::{AlwaysLeader, ClusterNode, MemorySink, NodeRouteStatus, NodeSnapshot};
+use crate::cluster::{AlwaysLeader, MemorySink, NodeRouteStatus};
 use crate::commands::OutputFormat;
 use crate::commands::cloud::CloudArgs;
+use crate::commands::nodes_file::NodesFileArgs;
 use crate::kube::{nodes, runtime};
 use crate::planner::Plan;
 use crate::reconcile::Reconciler;
@@ -25,9 +26,8 @@ pub struct PlanArgs {
     /// Kubeconfig (default: in-cluster, then KUBECONFIG / ~/.kube/config).
     #[arg(long, env = "CNI_CLOUD_KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
-    /// Take the nodes from this JSON file instead of the Kubernetes API.
-    #[arg(long, env = "CNI_CLOUD_NODES_FILE")]
-    pub nodes_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub nodes: NodesFileArgs,
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 }
@@ -35,17 +35,8 @@ pub struct PlanArgs {
 /// Returns the process exit code.
 pub async fn plan(args: PlanArgs) -> anyhow::Result<i32> {
     runtime::init_logging(runtime::LogFormat::Text);
-    let snapshot = match &args.nodes_file {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            let nodes: Vec<ClusterNode> = serde_json::from_str(&text)
-                .with_context(|| format!("{} is not a JSON list of nodes", path.display()))?;
-            NodeSnapshot {
-                nodes,
-                authoritative: true,
-            }
-        }
+    let snapshot = match args.nodes.load()? {
+        Some(snapshot) => snapshot,
         None => {
             let client = runtime::client(args.kubeconfig.as_deref()).await?;
             let list = kube::Api::<Node>::all(client)
@@ -147,6 +138,7 @@ pub fn render(plan: &Plan) -> String {
             NodeRouteStatus::QuotaExceeded { reason } => ("quota-exceeded", reason),
             NodeRouteStatus::Conflict { reason } => ("conflict", reason),
             NodeRouteStatus::InvalidInput { reason } => ("invalid", reason),
+            NodeRouteStatus::Unknown { reason } => ("unknown", reason),
         };
         let _ = writeln!(out, "node {}: {kind}: {reason}", n.node);
     }

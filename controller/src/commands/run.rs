@@ -2,7 +2,6 @@
 //! Lease, and while leading keeps the route tables right; standby replicas keep their
 //! caches warm and take over as soon as the lease is free.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -12,10 +11,9 @@ use k8s_openapi::api::coordination::v1::Lease;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::cluster::{
-    AlwaysLeader, ClusterNode, NodeReport, NodeSnapshot, SharedSnapshot, StatusSink,
-};
+use crate::cluster::{AlwaysLeader, NodeReport, SharedSnapshot, StatusSink};
 use crate::commands::cloud::CloudArgs;
+use crate::commands::nodes_file::NodesFileArgs;
 use crate::kube::args::{KubeArgs, parse_duration};
 use crate::kube::lease::LeaseElector;
 use crate::kube::metrics::{self, Metrics, Readiness};
@@ -35,11 +33,8 @@ pub struct RunArgs {
     /// Plan and report, never write to the cloud or to Nodes.
     #[arg(long, env = "CNI_CLOUD_DRY_RUN")]
     pub dry_run: bool,
-    /// Take the nodes from this JSON file (a list of {name, uid, created_unix,
-    /// provider_id, pod_cidrs, internal_ips}) instead of the Kubernetes API, and run
-    /// without election: for manual runs against the mock clouds.
-    #[arg(long, env = "CNI_CLOUD_NODES_FILE")]
-    pub nodes_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub nodes: NodesFileArgs,
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -67,16 +62,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let ready = Readiness::default();
 
     // A bad nodes file is refused before anything is served.
-    let nodes_from_file = match &args.nodes_file {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            let nodes: Vec<ClusterNode> = serde_json::from_str(&text)
-                .with_context(|| format!("{} is not a JSON list of nodes", path.display()))?;
-            Some(nodes)
-        }
-        None => None,
-    };
+    let nodes_from_file = args.nodes.load()?;
     let bound = metrics::serve(
         args.kube.metrics_addr,
         metrics.clone(),
@@ -87,11 +73,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     .with_context(|| format!("serving metrics on {}", args.kube.metrics_addr))?;
     tracing::info!(%bound, "serving /metrics, /healthz, /readyz");
 
-    if let Some(nodes) = nodes_from_file {
-        let (_snap_tx, snap_rx) = watch::channel(Arc::new(NodeSnapshot {
-            nodes,
-            authoritative: true,
-        }));
+    if let Some(snapshot) = nodes_from_file {
+        let (_snap_tx, snap_rx) = watch::channel(Arc::new(snapshot));
         let (_leader_tx, leader_rx) = watch::channel(true);
         ready.caches_synced.store(true, Ordering::Relaxed);
         ready.leader.store(true, Ordering::Relaxed);

@@ -20,6 +20,8 @@ use kube::api::{Api, PostParams};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use cni_cloud_providers::WriteFence;
+
 use crate::cluster::Fence;
 
 /// Timing, client-go's defaults.
@@ -146,12 +148,21 @@ impl LeaseFence {
     }
 }
 
-impl Fence for LeaseFence {
-    fn may_mutate(&self, needed: Duration) -> bool {
+/// The write deadline is the renew deadline of our last successful renewal, measured from
+/// when that renewal was *sent*: no other replica can take over before it has watched the
+/// Lease unchanged for the whole lease duration, which started no earlier than our write
+/// landed. So every mutation is over `duration − renew_deadline` (5 s by default) before
+/// anyone else may start one — that margin absorbs clock-rate drift and the time the cloud
+/// takes to apply a request sent just before the deadline. A paused process resumes past
+/// its deadline and sends nothing; see `cni_cloud_providers::fence` for the one window no
+/// client-side fence closes.
+impl WriteFence for LeaseFence {
+    fn deadline(&self) -> Option<Instant> {
         self.valid_until()
-            .is_some_and(|until| Instant::now() + needed <= until)
     }
 }
+
+impl Fence for LeaseFence {}
 
 /// Runs the election loop against the API server.
 pub struct LeaseElector {

@@ -50,6 +50,17 @@ pub struct NodeStatus {
     pub status: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PassResult {
+    /// converged | unfinished (changes failed or still pending) | failed (could not plan)
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Table {
+    pub table: String,
+}
+
 /// Every metric the controller exports.
 pub struct Metrics {
     registry: Registry,
@@ -61,6 +72,9 @@ pub struct Metrics {
     pub reconcile_duration: Histogram,
     pub nodes: Family<NodeStatus, Gauge>,
     pub leader: Gauge,
+    pub reconcile_passes: Family<PassResult, Counter>,
+    pub last_converged: Gauge<f64, AtomicU64>,
+    pub deletion_guard_held: Family<Table, Gauge>,
     /// Counter values already mirrored from the providers' counters.
     mirrored: Mutex<BTreeMap<(String, String), u64>>,
     mirrored_throttled: AtomicU64,
@@ -84,6 +98,15 @@ impl Metrics {
         let reconcile_duration = Histogram::new(exponential_buckets(0.01, 2.0, 14));
         let nodes = Family::<NodeStatus, Gauge>::default();
         let leader = Gauge::default();
+        let reconcile_passes = Family::<PassResult, Counter>::default();
+        for result in ["converged", "unfinished", "failed"] {
+            // Present from the start, so rate()/increase() see the first pass.
+            let _ = reconcile_passes.get_or_create(&PassResult {
+                result: result.to_owned(),
+            });
+        }
+        let last_converged = Gauge::<f64, AtomicU64>::default();
+        let deletion_guard_held = Family::<Table, Gauge>::default();
         registry.register(
             "routes",
             "Routes per managed table: desired, present, conflicting",
@@ -120,6 +143,21 @@ impl Metrics {
             "1 while this replica holds the lease",
             leader.clone(),
         );
+        registry.register(
+            "reconcile_passes",
+            "Reconcile passes by result: converged, unfinished, failed",
+            reconcile_passes.clone(),
+        );
+        registry.register(
+            "last_converged_timestamp_seconds",
+            "Unix time of the last pass that left every table converged (0: none yet)",
+            last_converged.clone(),
+        );
+        registry.register(
+            "deletion_guard_held_deletes",
+            "Deletes of our routes held back by the deletion guard, per table",
+            deletion_guard_held.clone(),
+        );
         Metrics {
             registry,
             routes,
@@ -130,6 +168,9 @@ impl Metrics {
             reconcile_duration,
             nodes,
             leader,
+            reconcile_passes,
+            last_converged,
+            deletion_guard_held,
             mirrored: Mutex::default(),
             mirrored_throttled: AtomicU64::new(0),
             counters: Mutex::default(),
@@ -143,6 +184,32 @@ impl Metrics {
 
     pub fn observe_reconcile(&self, took: Duration) {
         self.reconcile_duration.observe(took.as_secs_f64());
+    }
+
+    /// Count a finished pass; a converged one also stamps `last_converged_timestamp_seconds`.
+    pub fn record_pass(&self, result: &'static str) {
+        self.reconcile_passes
+            .get_or_create(&PassResult {
+                result: result.to_owned(),
+            })
+            .inc();
+        if result == "converged" {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or_default();
+            self.last_converged.set(now);
+        }
+    }
+
+    /// Deletes the deletion guard holds back, per managed table (0 when none).
+    pub fn set_guard_held(&self, held: impl IntoIterator<Item = (String, usize)>) {
+        self.deletion_guard_held.clear();
+        for (table, n) in held {
+            self.deletion_guard_held
+                .get_or_create(&Table { table })
+                .set(n as i64);
+        }
     }
 
     pub fn set_node_statuses(&self, counts: &BTreeMap<&'static str, usize>) {
@@ -202,6 +269,8 @@ pub struct Readiness {
     pub leader: Arc<AtomicBool>,
     /// The last cloud list succeeded.
     pub cloud_reachable: Arc<AtomicBool>,
+    /// The control loop's liveness, for `/healthz`.
+    pub heartbeat: crate::health::Heartbeat,
 }
 
 impl Readiness {
@@ -227,7 +296,7 @@ struct HttpState {
 pub fn router(metrics: Arc<Metrics>, ready: Readiness) -> Router {
     Router::new()
         .route("/metrics", get(metrics_handler))
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(HttpState { metrics, ready })
 }
@@ -240,6 +309,13 @@ async fn metrics_handler(State(s): State<HttpState>) -> impl IntoResponse {
         )],
         s.metrics.render(),
     )
+}
+
+async fn healthz(State(s): State<HttpState>) -> impl IntoResponse {
+    match s.ready.heartbeat.check() {
+        Ok(()) => (StatusCode::OK, "ok".to_owned()),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why),
+    }
 }
 
 async fn readyz(State(s): State<HttpState>) -> impl IntoResponse {
@@ -281,7 +357,37 @@ mod tests {
             })
             .set(3);
         m.observe_reconcile(Duration::from_millis(20));
+        m.record_pass("converged");
+        m.record_pass("failed");
+        m.set_guard_held([("rtb-1".to_owned(), 7), ("rtb-2".to_owned(), 0)]);
         let text = m.render();
+        assert!(
+            text.contains("cni_cloud_reconcile_passes_total{result=\"converged\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("cni_cloud_reconcile_passes_total{result=\"unfinished\"} 0"),
+            "every result is exported from the start: {text}"
+        );
+        assert!(
+            text.contains("cni_cloud_reconcile_passes_total{result=\"failed\"} 1"),
+            "{text}"
+        );
+        let stamp: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("cni_cloud_last_converged_timestamp_seconds "))
+            .expect("timestamp exported")
+            .parse()
+            .expect("a number");
+        assert!(stamp > 1.7e9, "{stamp}");
+        assert!(
+            text.contains("cni_cloud_deletion_guard_held_deletes{table=\"rtb-1\"} 7"),
+            "{text}"
+        );
+        assert!(
+            text.contains("cni_cloud_deletion_guard_held_deletes{table=\"rtb-2\"} 0"),
+            "{text}"
+        );
         assert!(text.contains("cni_cloud_leader 1"), "{text}");
         assert!(
             text.contains("cni_cloud_routes{table=\"rtb-1\",state=\"present\"} 3"),

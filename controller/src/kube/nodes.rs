@@ -63,6 +63,7 @@ pub fn snapshot(nodes: &[Arc<Node>], synced: bool) -> NodeSnapshot {
     NodeSnapshot {
         nodes,
         authoritative,
+        listed: true,
     }
 }
 

@@ -6,12 +6,12 @@
 //! nothing when they are already right). Events go out on transitions only, through
 //! kube-runtime's recorder, which folds repeats into one Event with a series count.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Node, NodeCondition};
+use k8s_openapi::api::core::v1::{Node, NodeCondition, ObjectReference};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -30,23 +30,28 @@ pub struct Desired {
     pub message: String,
 }
 
-pub fn condition_for(status: &NodeRouteStatus) -> Desired {
-    let unavailable = |reason, message: &String| Desired {
-        status: "True",
-        reason,
-        message: message.clone(),
+/// The condition a verified status calls for; `None` for a status that is not a verified
+/// fact (a failed read), which must leave the Node's last verified condition as it is.
+pub fn condition_for(status: &NodeRouteStatus) -> Option<Desired> {
+    let unavailable = |reason, message: &String| {
+        Some(Desired {
+            status: "True",
+            reason,
+            message: message.clone(),
+        })
     };
     match status {
-        NodeRouteStatus::Routed => Desired {
+        NodeRouteStatus::Routed => Some(Desired {
             status: "False",
             reason: "RouteCreated",
             message: "cni-cloud verified every route of this node in every managed route table"
                 .into(),
-        },
+        }),
         NodeRouteStatus::Pending { reason } => unavailable("NoRouteCreated", reason),
         NodeRouteStatus::QuotaExceeded { reason } => unavailable("RouteQuotaExceeded", reason),
         NodeRouteStatus::Conflict { reason } => unavailable("RouteConflict", reason),
         NodeRouteStatus::InvalidInput { reason } => unavailable("InvalidPodCIDR", reason),
+        NodeRouteStatus::Unknown { .. } => None,
     }
 }
 
@@ -80,7 +85,24 @@ pub fn event_for(status: &NodeRouteStatus) -> Option<(&'static str, &'static str
         NodeRouteStatus::InvalidInput { reason } => {
             Some(("InvalidPodCIDR", "ValidatePodCIDR", reason.clone()))
         }
+        NodeRouteStatus::Unknown { .. } => None,
     }
+}
+
+/// events.k8s.io/v1 rejects a note over 1,024 bytes (a cloud's `UnauthorizedOperation`
+/// message alone can be longer): cut at a character boundary and say so.
+pub const MAX_NOTE_BYTES: usize = 1024;
+
+pub fn event_note(note: &str) -> String {
+    if note.len() <= MAX_NOTE_BYTES {
+        return note.to_owned();
+    }
+    const MARK: &str = " …(truncated)";
+    let mut end = MAX_NOTE_BYTES - MARK.len();
+    while !note.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{MARK}", &note[..end])
 }
 
 pub fn current_condition(node: &Node) -> Option<&NodeCondition> {
@@ -92,14 +114,26 @@ pub fn current_condition(node: &Node) -> Option<&NodeCondition> {
         .find(|c| c.type_ == CONDITION)
 }
 
+/// A condition we patched, and the Node version it was patched over: until the reflector's
+/// copy moves past that version it cannot show our write, so it is not patched twice.
+#[derive(Debug, Clone)]
+struct Written {
+    over_version: Option<String>,
+    desired: Desired,
+}
+
 /// Writes NetworkUnavailable and Events through the API server.
 pub struct KubeStatusWriter {
     api: Api<Node>,
     recorder: Recorder,
     nodes: Store<Node>,
-    /// What we last wrote per node (name → condition), so a node the reflector has not
-    /// caught up with yet is not patched twice.
-    written: Mutex<HashMap<String, Desired>>,
+    /// Our own recent writes, by Node uid (a Node recreated under the same name is another
+    /// Node). Only a guard against the reflector's lag: the decision to write is always
+    /// taken against the reflector's copy of the Node, and the memory is dropped on
+    /// gaining the lease (another replica may have written since) and for Nodes gone.
+    written: Mutex<HashMap<String, Written>>,
+    /// Where the once-per-episode deletion guard Event goes (the controller's Lease).
+    guard_object: Option<ObjectReference>,
     concurrency: usize,
 }
 
@@ -116,26 +150,46 @@ impl KubeStatusWriter {
             ),
             nodes,
             written: Mutex::default(),
+            guard_object: None,
             concurrency: 16,
         }
     }
 
+    /// Send the deletion guard's Event to this object (the Lease) instead of nowhere.
+    pub fn with_guard_object(mut self, object: ObjectReference) -> Self {
+        self.guard_object = Some(object);
+        self
+    }
+
     async fn write_one(&self, report: &NodeReport) {
-        let desired = condition_for(&report.status);
-        if self.written.lock().expect("written").get(&report.node) == Some(&desired) {
+        let Some(desired) = condition_for(&report.status) else {
+            // Not verified this pass: whatever the Node says stays.
             return;
-        }
+        };
         // A node we have not seen (or that is gone) has no status to write.
         let Some(node) = self.nodes.get(&ObjectRef::new(&report.node)) else {
             return;
         };
+        let uid = node.metadata.uid.clone().unwrap_or_default();
+        if !report.uid.is_empty() && report.uid != uid {
+            // The report is about another incarnation of this name; the next pass plans
+            // the one that exists now.
+            return;
+        }
+        let version = node.metadata.resource_version.clone();
         let current = current_condition(&node);
         if !needs_write(current, &desired) {
-            self.written
-                .lock()
-                .expect("written")
-                .insert(report.node.clone(), desired);
+            self.written.lock().expect("written").remove(&uid);
             return;
+        }
+        {
+            let written = self.written.lock().expect("written");
+            if let Some(w) = written.get(&uid)
+                && w.desired == desired
+                && w.over_version == version
+            {
+                return;
+            }
         }
         let now = k8s_openapi::jiff::Timestamp::now()
             .round(k8s_openapi::jiff::Unit::Second)
@@ -162,12 +216,15 @@ impl KubeStatusWriter {
         {
             Ok(_) => {
                 tracing::info!(node = %report.node, status = desired.status, reason = desired.reason, "NetworkUnavailable updated");
-                self.written
-                    .lock()
-                    .expect("written")
-                    .insert(report.node.clone(), desired);
+                self.written.lock().expect("written").insert(
+                    uid.clone(),
+                    Written {
+                        over_version: version,
+                        desired,
+                    },
+                );
                 if let Some((reason, action, note)) = event_for(&report.status) {
-                    self.event(&report.node, &report.uid, reason, action, note)
+                    self.event(&node_ref(&report.node, &uid), reason, action, &note)
                         .await;
                 }
             }
@@ -180,24 +237,27 @@ impl KubeStatusWriter {
         }
     }
 
-    async fn event(&self, node: &str, uid: &str, reason: &str, action: &str, note: String) {
-        let reference = k8s_openapi::api::core::v1::ObjectReference {
-            api_version: Some("v1".into()),
-            kind: Some("Node".into()),
-            name: Some(node.to_owned()),
-            uid: (!uid.is_empty()).then(|| uid.to_owned()),
-            ..Default::default()
-        };
+    async fn event(&self, regarding: &ObjectReference, reason: &str, action: &str, note: &str) {
         let ev = Event {
             type_: EventType::Warning,
             reason: reason.to_owned(),
-            note: Some(note),
+            note: Some(event_note(note)),
             action: action.to_owned(),
             secondary: None,
         };
-        if let Err(e) = self.recorder.publish(&ev, &reference).await {
-            tracing::warn!(node, reason, error = %e, "could not publish event");
+        if let Err(e) = self.recorder.publish(&ev, regarding).await {
+            tracing::warn!(object = ?regarding.name, reason, error = %e, "could not publish event");
         }
+    }
+}
+
+fn node_ref(name: &str, uid: &str) -> ObjectReference {
+    ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Node".into()),
+        name: Some(name.to_owned()),
+        uid: (!uid.is_empty()).then(|| uid.to_owned()),
+        ..Default::default()
     }
 }
 
@@ -207,22 +267,32 @@ impl StatusSink for KubeStatusWriter {
         futures::stream::iter(reports)
             .for_each_concurrent(self.concurrency, |r| self.write_one(r))
             .await;
+        // Memory follows the cluster: forget Nodes that are gone.
+        let live: HashSet<String> = self
+            .nodes
+            .state()
+            .iter()
+            .filter_map(|n| n.metadata.uid.clone())
+            .collect();
+        self.written
+            .lock()
+            .expect("written")
+            .retain(|uid, _| live.contains(uid));
     }
 
-    /// Say so on every Node once per episode: the deletes held back are for nodes that may
-    /// be gone, so the nodes still listed are where an operator will look.
-    async fn deletion_guard_tripped(&self, note: &str, reports: &[NodeReport]) {
-        futures::stream::iter(reports)
-            .for_each_concurrent(self.concurrency, |r| {
-                self.event(
-                    &r.node,
-                    &r.uid,
-                    "DeletionGuardTripped",
-                    "DeleteRoute",
-                    note.to_owned(),
-                )
-            })
-            .await;
+    /// Another replica may have written any condition while we did not lead.
+    async fn leadership_gained(&self) {
+        self.written.lock().expect("written").clear();
+    }
+
+    /// One Event per episode on the controller's Lease: the deletes held back are for
+    /// nodes that may be gone, and one Event per Node would be thousands of writes.
+    async fn deletion_guard_tripped(&self, note: &str, _reports: &[NodeReport]) {
+        tracing::warn!("{note}");
+        if let Some(object) = &self.guard_object {
+            self.event(object, "DeletionGuardTripped", "DeleteRoute", note)
+                .await;
+        }
     }
 }
 
@@ -242,7 +312,10 @@ mod tests {
 
     #[test]
     fn statuses_map_to_the_documented_reasons() {
-        let r = |s: &NodeRouteStatus| (condition_for(s).status, condition_for(s).reason);
+        let r = |s: &NodeRouteStatus| {
+            let d = condition_for(s).unwrap();
+            (d.status, d.reason)
+        };
         let reason = "table rtb-1: 10.0.0.0/24".to_string();
         assert_eq!(r(&NodeRouteStatus::Routed), ("False", "RouteCreated"));
         assert_eq!(
@@ -273,25 +346,43 @@ mod tests {
             condition_for(&NodeRouteStatus::Conflict {
                 reason: reason.clone()
             })
+            .unwrap()
             .message,
             reason
+        );
+        assert_eq!(
+            condition_for(&NodeRouteStatus::Unknown {
+                reason: "DescribeInstances throttled".into()
+            }),
+            None,
+            "a failed read never changes a condition"
         );
     }
 
     #[test]
     fn unchanged_condition_is_not_rewritten() {
-        let d = condition_for(&NodeRouteStatus::Routed);
+        let d = condition_for(&NodeRouteStatus::Routed).unwrap();
         let same = cond("False", "RouteCreated", &d.message);
         assert!(!needs_write(Some(&same), &d));
         assert!(needs_write(None, &d));
         assert!(needs_write(Some(&cond("True", "NoRouteCreated", "x")), &d));
         let q = condition_for(&NodeRouteStatus::QuotaExceeded {
             reason: "51 of 50".into(),
-        });
+        })
+        .unwrap();
         assert!(needs_write(
             Some(&cond("True", "RouteQuotaExceeded", "50 of 50")),
             &q
         ));
+    }
+
+    #[test]
+    fn event_notes_fit_the_events_api() {
+        let long = "é".repeat(900);
+        let note = event_note(&long);
+        assert!(note.len() <= MAX_NOTE_BYTES, "{}", note.len());
+        assert!(note.ends_with("(truncated)"));
+        assert_eq!(event_note("short"), "short");
     }
 
     #[test]

@@ -33,6 +33,12 @@ pub struct DesiredSet {
     /// Destinations claimed by nodes we could not plan for (unresolved target, overlap):
     /// an existing route of ours there is neither deleted nor replaced.
     pub protected: HashSet<IpNet>,
+    /// Next hops of resolved nodes whose podCIDRs are invalid or missing: their existing
+    /// routes stay (bad input on a Node changes nothing in the cloud). The value is the
+    /// node, and whether its podCIDR list is empty (reported when such a route exists).
+    pub protected_hops: HashMap<NextHop, (usize, bool)>,
+    /// Nodes whose target could not be looked up this pass: a stale route may be theirs.
+    pub unknown_targets: usize,
     /// Names of the admission-ordered nodes, for reasons.
     pub names: Vec<String>,
 }
@@ -74,16 +80,27 @@ impl DesiredSet {
         cluster_cidrs: &[IpNet],
         findings: &mut Findings,
     ) -> DesiredSet {
-        let mut candidates = Vec::new();
-        for (i, pn) in nodes.iter().enumerate() {
-            validate_node(i, pn, cluster_cidrs, findings, &mut candidates);
-        }
-        let overlapping = find_overlaps(&candidates);
-
         let mut set = DesiredSet {
             names: nodes.iter().map(|n| n.node.name.clone()).collect(),
             ..Default::default()
         };
+        let mut candidates = Vec::new();
+        for (i, pn) in nodes.iter().enumerate() {
+            let input = validate_node(i, pn, cluster_cidrs, findings, &mut candidates);
+            if matches!(pn.target, Err(TargetError::Unavailable(_))) {
+                set.unknown_targets += 1;
+            }
+            if input != PodCidrInput::Valid
+                && let Ok(t) = &pn.target
+            {
+                let empty = input == PodCidrInput::Empty;
+                for hop in [&t.next_hop_v4, &t.next_hop_v6].into_iter().flatten() {
+                    set.protected_hops.insert(hop.clone(), (i, empty));
+                }
+            }
+        }
+        let overlapping = find_overlaps(&candidates);
+
         for (ci, c) in candidates.iter().enumerate() {
             if let Some(other) = overlapping.get(&ci) {
                 let o = &candidates[*other];
@@ -115,18 +132,28 @@ impl DesiredSet {
     }
 }
 
+/// What a node's podCIDR list looked like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PodCidrInput {
+    Valid,
+    /// At least one entry is unusable (unparsable, host bits, outside the cluster CIDRs).
+    Invalid,
+    Empty,
+}
+
 fn validate_node(
     i: usize,
     pn: &PlanNode,
     cluster_cidrs: &[IpNet],
     findings: &mut Findings,
     out: &mut Vec<Candidate>,
-) {
+) -> PodCidrInput {
     let node = &pn.node;
     if node.pod_cidrs.is_empty() {
         findings.pending(i, "no podCIDR assigned to the node yet".to_owned());
-        return;
+        return PodCidrInput::Empty;
     }
+    let mut input = PodCidrInput::Valid;
     // Target problems make the node unplannable, but its CIDRs still count for overlaps
     // and keep their existing routes.
     let target = match &pn.target {
@@ -147,6 +174,10 @@ fn validate_node(
             None
         }
         Err(TargetError::Unavailable(reason)) => {
+            findings.unknown(i, reason.clone());
+            None
+        }
+        Err(TargetError::Refused(reason)) => {
             findings.pending(i, reason.clone());
             None
         }
@@ -157,6 +188,7 @@ fn validate_node(
             Ok(n) => n,
             Err(_) => {
                 findings.invalid(i, format!("podCIDR {raw:?} is not a valid CIDR"));
+                input = PodCidrInput::Invalid;
                 continue;
             }
         };
@@ -168,6 +200,7 @@ fn validate_node(
                     net.trunc()
                 ),
             );
+            input = PodCidrInput::Invalid;
             continue;
         }
         if !cluster_cidrs.iter().any(|c| c.contains(&net)) {
@@ -178,6 +211,7 @@ fn validate_node(
                     list(cluster_cidrs)
                 ),
             );
+            input = PodCidrInput::Invalid;
             continue;
         }
         if seen.contains(&net) {
@@ -207,6 +241,7 @@ fn validate_node(
             next_hop,
         });
     }
+    input
 }
 
 /// Claims that overlap a claim of another node, each mapped to one claim it overlaps.

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 use ipnet::IpNet;
 use serde::Serialize;
 
-use cni_cloud_providers::{Family, NextHop, NodeTarget, RouteChange, RouteTable, TableId};
+use cni_cloud_providers::{Family, NextHop, NodeTarget, Route, RouteChange, RouteTable, TableId};
 
 use crate::cluster::{ClusterNode, NodeReport, NodeRouteStatus};
 
@@ -27,8 +27,12 @@ pub use desired::{Claimed, DesiredSet};
 pub enum TargetError {
     /// Missing, malformed or unknown providerID, or an instance outside this cluster.
     Invalid(String),
-    /// The lookup failed transiently; the node's existing routes are kept untouched.
+    /// The lookup failed transiently; the node's existing routes are kept untouched and
+    /// its condition stays as last verified.
     Unavailable(String),
+    /// The cloud refused to prepare the node (forwarding could not be switched on): the
+    /// node is not routable, its existing routes are kept, and it is reported pending.
+    Refused(String),
 }
 
 /// A node together with the target its providerID resolved to (resolution is I/O, so
@@ -102,6 +106,9 @@ pub struct TablePlan {
     /// Of those, present with the right target.
     pub present: u32,
     pub quota: Vec<QuotaUse>,
+    /// Blackhole routes inside the cluster CIDRs that no node needs and that we cannot
+    /// prove ours: reported, never deleted.
+    pub dead_routes: Vec<Route>,
 }
 
 impl TablePlan {
@@ -167,12 +174,15 @@ pub fn status_name(status: &NodeRouteStatus) -> &'static str {
         NodeRouteStatus::QuotaExceeded { .. } => "quota_exceeded",
         NodeRouteStatus::Conflict { .. } => "conflict",
         NodeRouteStatus::InvalidInput { .. } => "invalid_input",
+        NodeRouteStatus::Unknown { .. } => "unknown",
     }
 }
 
 /// Severity order for folding several findings about one node into one status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Severity {
+    /// Only when nothing verified is known about the node.
+    Unknown,
     Pending,
     QuotaExceeded,
     Conflict,
@@ -204,6 +214,9 @@ impl Findings {
     pub(crate) fn pending(&mut self, node: usize, reason: String) {
         self.add(node, Severity::Pending, reason);
     }
+    pub(crate) fn unknown(&mut self, node: usize, reason: String) {
+        self.add(node, Severity::Unknown, reason);
+    }
 
     fn status(&mut self, node: usize) -> NodeRouteStatus {
         let Some(mut found) = self.by_node.remove(&node) else {
@@ -224,6 +237,7 @@ impl Findings {
             reason.push_str(&format!(" (and {} more)", total - MAX_REASONS));
         }
         match worst {
+            Severity::Unknown => NodeRouteStatus::Unknown { reason },
             Severity::Pending => NodeRouteStatus::Pending { reason },
             Severity::QuotaExceeded => NodeRouteStatus::QuotaExceeded { reason },
             Severity::Conflict => NodeRouteStatus::Conflict { reason },
@@ -273,6 +287,14 @@ pub fn plan(
     for tp in &table_plans {
         table::warnings(tp, &mut warnings);
     }
+    let waiting: usize = table_plans.iter().map(|t| t.held_deletes.len()).sum();
+    if waiting > 0 && desired.unknown_targets > 0 {
+        warnings.push(format!(
+            "{waiting} stale routes kept: {} nodes could not be looked up, and a stale route \
+             may be theirs; they are deleted once every node is resolved",
+            desired.unknown_targets
+        ));
+    }
 
     let mut reports: Vec<NodeReport> = sorted
         .iter()
@@ -311,7 +333,10 @@ fn deletion_guard(
     } else {
         deletes as f64 / ours as f64
     };
-    if deletes <= options.guard_min || share <= options.guard_share {
+    // An empty list nobody confirmed is a glitch until proven otherwise: the controller
+    // itself runs on a Node. It holds even a handful of deletes.
+    let empty = desired.node_count() == 0 && deletes > 0;
+    if !empty && (deletes <= options.guard_min || share <= options.guard_share) {
         return false;
     }
     warnings.push(format!(

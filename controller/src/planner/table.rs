@@ -20,10 +20,19 @@ pub fn is_ours(route: &Route, cluster_cidrs: &[IpNet]) -> bool {
         && cluster_cidrs.iter().any(|c| c.contains(&route.destination))
 }
 
+/// A route nobody can use: a blackhole we write over when a node needs its destination
+/// (it carries no traffic, so no memory of its owner is needed to replace it).
+fn is_dead(route: &Route) -> bool {
+    route.state == RouteState::Blackhole && route.origin == RouteOrigin::Manual
+}
+
 /// The classification of one table, before quota admission.
 pub(crate) struct Draft<'t> {
     table: &'t RouteTable,
     deletes: Vec<RouteChange>,
+    /// Stale routes kept this pass because some node could not be looked up.
+    waiting: Vec<RouteChange>,
+    dead: Vec<&'t Route>,
     replaces: Vec<RouteChange>,
     /// Indexes into `DesiredSet::entries`, in admission order.
     creates: Vec<usize>,
@@ -50,10 +59,18 @@ pub(crate) fn draft<'t>(
     let mut ours: HashMap<IpNet, &Route> = HashMap::new();
     // Foreign routes inside the cluster CIDRs, by start address: the shadow candidates.
     let mut foreign: Vec<(Family, u128, u128, &Route)> = Vec::new();
+    let mut dead = Vec::new();
     for r in &table.routes {
+        let inside = cluster_cidrs.iter().any(|c| c.contains(&r.destination));
         if is_ours(r, cluster_cidrs) {
             ours.entry(r.destination).or_insert(r);
-        } else if cluster_cidrs.iter().any(|c| c.contains(&r.destination)) {
+        } else if inside && is_dead(r) && desired.by_destination.contains_key(&r.destination) {
+            // Exactly where a node's route must go: replaced like one of ours.
+            ours.entry(r.destination).or_insert(r);
+        } else if inside {
+            if is_dead(r) {
+                dead.push(r);
+            }
             let (s, e) = range(&r.destination);
             foreign.push((Family::of(&r.destination), s, e, r));
         }
@@ -63,6 +80,8 @@ pub(crate) fn draft<'t>(
     let mut d = Draft {
         table,
         deletes: Vec::new(),
+        waiting: Vec::new(),
+        dead: Vec::new(),
         replaces: Vec::new(),
         creates: Vec::new(),
         conflicts: Vec::new(),
@@ -144,15 +163,35 @@ pub(crate) fn draft<'t>(
     let mut stale: Vec<&Route> = ours
         .into_values()
         .filter(|r| !desired.protected.contains(&r.destination))
-        .collect();
-    stale.sort_by_key(|a| a.destination);
-    d.deletes = stale
-        .into_iter()
-        .map(|r| RouteChange::Delete {
-            destination: r.destination,
-            next_hop: r.next_hop.clone(),
+        .filter(|r| match desired.protected_hops.get(&r.next_hop) {
+            None => true,
+            Some(&(node, empty)) => {
+                if empty {
+                    findings.invalid(
+                        node,
+                        format!(
+                            "the node has no podCIDR, but its route {} → {} in table {} \
+                             exists; kept until a podCIDR is assigned again or the node \
+                             is deleted",
+                            r.destination, r.next_hop, table.id
+                        ),
+                    );
+                }
+                false
+            }
         })
         .collect();
+    stale.sort_by_key(|a| a.destination);
+    let deletes = stale.into_iter().map(|r| RouteChange::Delete {
+        destination: r.destination,
+        next_hop: r.next_hop.clone(),
+    });
+    if desired.unknown_targets > 0 {
+        d.waiting = deletes.collect();
+    } else {
+        d.deletes = deletes.collect();
+    }
+    d.dead = dead;
     d
 }
 
@@ -237,9 +276,9 @@ pub(crate) fn finish(
     }
 
     let mut changes = Vec::with_capacity(d.deletes.len() + d.replaces.len() + admitted.len());
-    let mut held_deletes = Vec::new();
+    let mut held_deletes = d.waiting;
     if hold_deletes {
-        held_deletes = d.deletes;
+        held_deletes.extend(d.deletes);
     } else {
         changes.extend(d.deletes);
     }
@@ -267,6 +306,7 @@ pub(crate) fn finish(
         quota_blocked,
         desired: d.desired,
         present: d.present,
+        dead_routes: d.dead.into_iter().cloned().collect(),
         quota: scopes
             .iter()
             .zip(used)
@@ -297,6 +337,26 @@ pub(crate) fn warnings(tp: &TablePlan, out: &mut Vec<String>) {
             "table {}: {} node routes do not fit the route quota",
             tp.table,
             tp.quota_blocked.len()
+        ));
+    }
+    if !tp.dead_routes.is_empty() {
+        let sample = tp
+            .dead_routes
+            .iter()
+            .take(3)
+            .map(|r| format!("{} → {}", r.destination, r.next_hop))
+            .collect::<Vec<_>>()
+            .join(", ");
+        out.push(format!(
+            "table {}: {} blackhole routes inside the cluster CIDRs are not provably ours and \
+             no node needs them; left in place: {sample}{}",
+            tp.table,
+            tp.dead_routes.len(),
+            if tp.dead_routes.len() > 3 {
+                ", …"
+            } else {
+                ""
+            }
         ));
     }
     if !tp.conflicts.is_empty() {

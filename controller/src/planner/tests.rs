@@ -49,6 +49,7 @@ fn table(id: &str, limit: u32, routes: Vec<Route>) -> RouteTable {
         },
         routes,
         version: None,
+        unlisted_routes: 0,
     }
 }
 
@@ -225,7 +226,7 @@ fn invalid_input_is_reported_and_changes_nothing_else() {
     );
     assert!(matches!(
         status(&p, "node-0006"),
-        NodeRouteStatus::Pending { .. }
+        NodeRouteStatus::Unknown { .. }
     ));
 }
 
@@ -313,6 +314,161 @@ fn shared_quota_counts_all_routes() {
             limit: 2
         }]
     );
+}
+
+// ---- real-cluster dynamics (issue 11) ----
+
+#[test]
+fn an_unresolved_target_is_unknown_not_pending() {
+    // A failed lookup is not a verified fact: the node's condition must stay as it is.
+    let mut flaky = node(6, &["10.0.6.0/24"]);
+    flaky.target = Err(TargetError::Unavailable(
+        "DescribeInstances throttled".into(),
+    ));
+    let tables = vec![table("rtb-a", 50, vec![ours("10.0.6.0/24", "eni-0006")])];
+    let p = plan(&[flaky], &cidrs(), &tables, &authoritative());
+    assert!(p.is_converged(), "{:?}", p.tables[0].changes);
+    assert!(
+        matches!(status(&p, "node-0006"), NodeRouteStatus::Unknown { reason } if reason.contains("throttled")),
+        "{:?}",
+        status(&p, "node-0006")
+    );
+}
+
+#[test]
+fn an_empty_unconfirmed_node_list_deletes_nothing_however_few_routes() {
+    let routes: Vec<Route> = (1..=3)
+        .map(|i| ours(&format!("10.0.{i}.0/24"), &format!("eni-{i:04}")))
+        .collect();
+    let tables = vec![table("rtb-a", 50, routes)];
+    let p = plan(&[], &cidrs(), &tables, &PlanOptions::default());
+    assert!(p.tables[0].changes.is_empty(), "{:?}", p.tables[0].changes);
+    assert_eq!(p.tables[0].held_deletes.len(), 3);
+    assert!(p.guard_tripped);
+    // Confirmed empty (an operator's explicit word): the routes go.
+    let p = plan(&[], &cidrs(), &tables, &authoritative());
+    assert_eq!(p.tables[0].count(ChangeKind::Delete), 3);
+}
+
+#[test]
+fn bad_pod_cidrs_on_a_routed_node_keep_its_routes() {
+    let routes = vec![
+        ours("10.0.1.0/24", "eni-0001"),
+        ours("fd00:0:0:1::/64", "eni-0001"),
+        ours("10.0.2.0/24", "eni-0002"),
+    ];
+    let tables = vec![table("rtb-a", 50, routes)];
+    for bad in [
+        vec!["not-a-cidr"],
+        vec!["10.0.1.1/24"],
+        vec!["10.99.1.0/24"],
+        vec![],
+    ] {
+        let nodes = vec![node(1, &bad), node(2, &["10.0.2.0/24"])];
+        let p = plan(&nodes, &cidrs(), &tables, &authoritative());
+        assert!(
+            p.tables[0].changes.is_empty(),
+            "{bad:?}: {:?}",
+            p.tables[0].changes
+        );
+        assert!(
+            matches!(
+                status(&p, "node-0001"),
+                NodeRouteStatus::InvalidInput { .. }
+            ),
+            "{bad:?}: {:?}",
+            status(&p, "node-0001")
+        );
+        assert_eq!(status(&p, "node-0002"), &NodeRouteStatus::Routed);
+    }
+    // A node that never had a route and has no podCIDR yet is simply waiting.
+    let p = plan(&[node(3, &[])], &cidrs(), &tables[..0], &authoritative());
+    assert!(matches!(
+        status(&p, "node-0003"),
+        NodeRouteStatus::Pending { .. }
+    ));
+    // A valid podCIDR that moved still loses its old route.
+    let nodes = vec![node(1, &["10.0.3.0/24"]), node(2, &["10.0.2.0/24"])];
+    let p = plan(&nodes, &cidrs(), &tables, &authoritative());
+    let deleted: Vec<String> = p.tables[0]
+        .changes
+        .iter()
+        .filter(|c| c.is_delete())
+        .map(|c| c.destination().to_string())
+        .collect();
+    assert_eq!(deleted, ["10.0.1.0/24", "fd00:0:0:1::/64"]);
+}
+
+#[test]
+fn stale_routes_wait_while_a_node_cannot_be_looked_up() {
+    // node-0002 is gone, but node-0003's lookup failed: its route could be the "stale" one.
+    let routes = vec![
+        ours("10.0.1.0/24", "eni-0001"),
+        ours("10.0.2.0/24", "eni-0002"),
+    ];
+    let tables = vec![table("rtb-a", 50, routes)];
+    let mut flaky = node(3, &["10.0.3.0/24"]);
+    flaky.target = Err(TargetError::Unavailable("throttled".into()));
+    let p = plan(
+        &[node(1, &["10.0.1.0/24"]), flaky],
+        &cidrs(),
+        &tables,
+        &authoritative(),
+    );
+    assert!(p.tables[0].changes.is_empty(), "{:?}", p.tables[0].changes);
+    assert_eq!(p.tables[0].held_deletes.len(), 1);
+    assert!(
+        p.warnings
+            .iter()
+            .any(|w| w.contains("could not be looked up"))
+    );
+}
+
+#[test]
+fn routes_without_a_cidr_count_against_the_quota() {
+    // Two prefix-list routes the model cannot list as CIDRs still take two of four slots.
+    let mut t = table("rtb-a", 4, vec![foreign("0.0.0.0/0", "igw-1")]);
+    t.unlisted_routes = 2;
+    let nodes = vec![node(1, &["10.0.1.0/24"]), node(2, &["10.0.2.0/24"])];
+    let p = plan(&nodes, &cidrs(), &[t], &authoritative());
+    assert_eq!(p.tables[0].changes.len(), 1);
+    assert!(matches!(
+        status(&p, "node-0002"),
+        NodeRouteStatus::QuotaExceeded { .. }
+    ));
+    assert_eq!(p.tables[0].quota[0].used, 4);
+}
+
+#[test]
+fn a_dead_route_is_replaced_when_a_node_needs_its_cidr_and_otherwise_only_reported() {
+    // Blackholes to ENIs nobody remembers (a restart forgot who owned them).
+    let mut needed = foreign("10.0.1.0/24", "x");
+    needed.next_hop = NextHop::NetworkInterface("eni-dead1".into());
+    needed.state = RouteState::Blackhole;
+    let mut unneeded = needed.clone();
+    unneeded.destination = "10.0.7.0/24".parse().unwrap();
+    let tables = vec![table("rtb-a", 50, vec![needed, unneeded])];
+    let p = plan(
+        &[node(1, &["10.0.1.0/24"])],
+        &cidrs(),
+        &tables,
+        &authoritative(),
+    );
+    assert_eq!(
+        p.tables[0].changes,
+        vec![RouteChange::Replace {
+            destination: "10.0.1.0/24".parse().unwrap(),
+            next_hop: NextHop::NetworkInterface("eni-0001".into()),
+            previous: NextHop::NetworkInterface("eni-dead1".into()),
+        }]
+    );
+    assert!(p.tables[0].conflicts.is_empty());
+    assert_eq!(
+        p.tables[0].dead_routes.len(),
+        1,
+        "the unneeded blackhole is reported"
+    );
+    assert!(p.warnings.iter().any(|w| w.contains("10.0.7.0/24")));
 }
 
 // ---- property tests ----

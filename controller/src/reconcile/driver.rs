@@ -77,6 +77,7 @@ pub async fn drive(
     let mut was_leader = false;
     let mut warm_due = Instant::now();
     loop {
+        reconciler.beat();
         let leading = *leader.borrow_and_update();
         if !leading {
             if was_leader {
@@ -86,7 +87,7 @@ pub async fn drive(
             // Keep the caches warm (reads only) so a takeover writes at once.
             if Instant::now() >= warm_due {
                 let snapshot = snapshots.borrow().clone();
-                if !snapshot.nodes.is_empty() {
+                if snapshot.listed && !snapshot.nodes.is_empty() {
                     tokio::select! {
                         _ = shutdown.cancelled() => return,
                         r = reconciler.warm(&snapshot) => if let Err(e) = r {
@@ -107,6 +108,16 @@ pub async fn drive(
             tracing::info!("leading; reconciling");
             was_leader = true;
             due = Instant::now();
+            reconciler.leadership_gained().await;
+        }
+        if !snapshots.borrow().listed {
+            // Never plan from the placeholder: wait for the first real list.
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                r = snapshots.changed() => if r.is_err() { return },
+                r = leader.changed() => if r.is_err() { return },
+            }
+            continue;
         }
         if Instant::now() < due {
             tokio::select! {
@@ -123,8 +134,15 @@ pub async fn drive(
             continue;
         }
         let snapshot = snapshots.borrow_and_update().clone();
+        // Losing the lease cancels the pass in flight (between calls; the fence already
+        // stops any call that would outlive the lease).
+        let mut lost = leader.clone();
         let result = tokio::select! {
             _ = shutdown.cancelled() => return,
+            _ = lost.wait_for(|l| !*l) => {
+                tracing::warn!("lost leadership during a pass; abandoning it");
+                continue;
+            }
             r = reconciler.pass(&snapshot) => r,
         };
         passes += 1;

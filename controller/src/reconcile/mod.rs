@@ -19,7 +19,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use cni_cloud_providers::{
-    Cloud, CloudError, CloudProvider, ErrorKind, RouteChange, RouteTable, TableId,
+    Cloud, CloudError, CloudProvider, ErrorKind, RouteChange, RouteTable, TableId, WriteFence,
 };
 
 use crate::cluster::{Fence, NodeReport, NodeRouteStatus, NodeSnapshot, StatusSink};
@@ -171,6 +171,20 @@ impl Reconciler {
         &self.provider
     }
 
+    /// Mark progress for `/healthz`.
+    pub fn beat(&self) {
+        if let Some(r) = &self.readiness {
+            r.heartbeat.beat();
+        }
+    }
+
+    /// We just took the lease: decide from the world as it is, not from what this replica
+    /// remembers of its last term (another leader wrote in between).
+    pub async fn leadership_gained(&mut self) {
+        self.guard_was_tripped = false;
+        self.sink.leadership_gained().await;
+    }
+
     pub fn config(&self) -> &ReconcilerConfig {
         &self.config
     }
@@ -254,6 +268,11 @@ impl Reconciler {
         }
         if let Some(m) = &self.metrics {
             m.observe_reconcile(started.elapsed());
+            m.record_pass(match &result {
+                Ok(r) if r.converged() => "converged",
+                Ok(_) => "unfinished",
+                Err(_) => "failed",
+            });
         }
         if let Err(e) = &result {
             tracing::warn!(error = %e, "reconcile pass failed; will retry");
@@ -291,7 +310,11 @@ impl Reconciler {
                 };
                 Ok::<_, PassError>((tables, plan, attempted, failed, fenced))
             };
-            tokio::join!(targets.prepare(&self.provider, nodes, may_write), work)
+            let fence: &dyn WriteFence = &*self.fence;
+            tokio::join!(
+                targets.prepare(&self.provider, nodes, may_write, fence),
+                work
+            )
         };
         self.targets = targets;
         let (mut tables, plan, attempted, failed, fenced) = work?;
@@ -304,10 +327,16 @@ impl Reconciler {
                 self.targets.forget_interface(&hop);
             }
         }
-        for (i, reason) in &prepared.failed {
-            // Its routes stay (protected) but it is not reported routed.
-            nodes[*i].target = Err(crate::planner::TargetError::Unavailable(reason.clone()));
+        for failure in &prepared.failed {
+            // Its routes stay (protected) but it is not reported routed: pending when the
+            // cloud refused, unknown (condition untouched) when the check itself failed.
+            nodes[failure.node].target = Err(if failure.refused {
+                crate::planner::TargetError::Refused(failure.reason.clone())
+            } else {
+                crate::planner::TargetError::Unavailable(failure.reason.clone())
+            });
         }
+        self.beat();
 
         let verified = if attempted == 0 && prepared.failed.is_empty() {
             plan
@@ -363,7 +392,12 @@ impl Reconciler {
                             return (attempted, failed, true);
                         }
                         attempted += batch.len();
-                        for outcome in self.provider.apply(&tp.table, batch).await {
+                        let outcomes = self
+                            .provider
+                            .apply_fenced(&tp.table, batch, &*self.fence)
+                            .await;
+                        self.beat();
+                        for outcome in outcomes {
                             if let Err(e) = outcome.result {
                                 tracing::warn!(table = %tp.table, change = ?outcome.change,
                                     error = %e, "route change failed");
@@ -408,7 +442,9 @@ impl Reconciler {
             self.sink.deletion_guard_tripped(&note, &reports).await;
         }
         self.guard_was_tripped = plan.guard_tripped;
-        if !self.config.dry_run {
+        // Node conditions are writes too: a replica that lost the lease mid-pass says
+        // nothing about the network any more.
+        if !self.config.dry_run && self.fence.may_mutate(Duration::ZERO) {
             self.sink.publish(&reports).await;
         }
         if let Some(m) = &self.metrics {
@@ -445,8 +481,23 @@ fn with_failures(
         }
     }
     let mut by_node: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let mut quota: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for f in failed {
-        if f.change.is_delete() {
+        // A fenced change was never sent: nothing to say about the node.
+        if f.change.is_delete() || f.kind == ErrorKind::Fenced {
+            continue;
+        }
+        if f.kind == ErrorKind::QuotaExceeded
+            && let Some(node) = owner.get(f.change.destination())
+        {
+            // The cloud counts routes we cannot see (or another writer filled the table):
+            // its refusal is the verified fact.
+            quota.entry(node).or_default().push(format!(
+                "table {} refused route {}: {}",
+                f.table,
+                f.change.destination(),
+                f.error
+            ));
             continue;
         }
         if let Some(node) = owner.get(f.change.destination()) {
@@ -461,14 +512,23 @@ fn with_failures(
     }
     reports
         .iter()
-        .map(|r| match (&r.status, by_node.get(r.node.as_str())) {
-            (NodeRouteStatus::Pending { .. }, Some(reasons)) => NodeReport {
-                status: NodeRouteStatus::Pending {
-                    reason: reasons.join("; "),
+        .map(|r| {
+            let name = r.node.as_str();
+            match (&r.status, quota.get(name), by_node.get(name)) {
+                (NodeRouteStatus::Pending { .. }, Some(reasons), _) => NodeReport {
+                    status: NodeRouteStatus::QuotaExceeded {
+                        reason: reasons.join("; "),
+                    },
+                    ..r.clone()
                 },
-                ..r.clone()
-            },
-            _ => r.clone(),
+                (NodeRouteStatus::Pending { .. }, None, Some(reasons)) => NodeReport {
+                    status: NodeRouteStatus::Pending {
+                        reason: reasons.join("; "),
+                    },
+                    ..r.clone()
+                },
+                _ => r.clone(),
+            }
         })
         .collect()
 }
@@ -514,6 +574,11 @@ fn record_metrics(m: &Metrics, plan: &Plan) {
         }
     }
     m.set_node_statuses(&plan.status_counts());
+    m.set_guard_held(
+        plan.tables
+            .iter()
+            .map(|t| (t.table.to_string(), t.held_deletes.len())),
+    );
 }
 
 #[cfg(test)]

@@ -8,7 +8,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cni_cloud_providers::{CloudError, CloudProvider, ErrorKind, ForwardingChange, NodeTarget};
+use cni_cloud_providers::{
+    CloudError, CloudProvider, ErrorKind, ForwardingChange, NodeTarget, WriteFence,
+};
 use futures::StreamExt;
 use tokio::time::Instant;
 
@@ -21,9 +23,25 @@ use crate::planner::{PlanNode, TargetError};
 /// themselves are held by the provider's pacing, not by this number.
 const PREPARE_CONCURRENCY: usize = 64;
 
+/// After a failed refresh, the next try comes this soon (or at the TTL, if shorter).
+const STALE_RETRY: Duration = Duration::from_secs(30);
+
 struct Cached {
     target: NodeTarget,
-    resolved_at: Instant,
+    /// After this the target is looked up again; until the lookup succeeds the cached
+    /// one stays in use (an instance's primary interface does not change while it runs).
+    fresh_until: Instant,
+}
+
+/// A node whose interface could not be prepared.
+#[derive(Debug, Clone)]
+pub struct PrepFailure {
+    /// Index into the nodes passed to [`TargetCache::prepare`].
+    pub node: usize,
+    pub reason: String,
+    /// The cloud answered and said no (permission, invalid state): a verified fact about
+    /// the node. Otherwise the check itself failed and nothing is known.
+    pub refused: bool,
 }
 
 /// What node preparation did.
@@ -31,21 +49,31 @@ struct Cached {
 pub struct Prepared {
     /// Interfaces whose forwarding was switched on.
     pub writes: usize,
-    /// (node index, reason) of nodes whose interface could not be prepared.
-    pub failed: Vec<(usize, String)>,
+    pub failed: Vec<PrepFailure>,
 }
 
 #[derive(Default)]
 pub struct TargetCache {
     by_provider_id: HashMap<String, Cached>,
-    /// Interfaces whose forwarding is known to be on.
+    /// Interfaces whose forwarding is verified on; kept until the node's interface changes
+    /// or the node leaves, never re-checked on a timer.
     prepared: HashSet<String>,
 }
 
+/// Each entry's own share of the TTL, 0.75–1.25 from a hash of its id: entries resolved
+/// together do not all expire together, so one refresh never re-reads the whole cluster.
+fn jittered(ttl: Duration, id: &str) -> Duration {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    std::hash::Hash::hash(id, &mut h);
+    let unit = (std::hash::Hasher::finish(&h) % 1_000) as f64 / 1_000.0;
+    ttl.mul_f64(0.75 + 0.5 * unit)
+}
+
 impl TargetCache {
-    /// Resolve every node's target (cached where fresh). Nodes whose lookup failed come
-    /// back with the failure classified: an answer that cannot change by retrying is
-    /// invalid input, anything else is pending.
+    /// Resolve every node's target: new nodes and expired entries are looked up (in as few
+    /// calls as the provider allows); a failed refresh keeps the cached target. Nodes
+    /// whose lookup failed without a cached target come back with the failure classified:
+    /// an answer that cannot change by retrying is invalid input, anything else unknown.
     pub async fn resolve(
         &mut self,
         provider: &Arc<dyn CloudProvider>,
@@ -59,38 +87,53 @@ impl TargetCache {
             .collect();
         // Forget nodes that left, so memory follows the cluster.
         self.by_provider_id
-            .retain(|id, c| wanted.contains(id.as_str()) && now < c.resolved_at + ttl);
-        let keep: HashSet<&str> = self
-            .by_provider_id
-            .values()
-            .map(|c| c.target.interface_id.as_str())
-            .collect();
-        self.prepared.retain(|i| keep.contains(i.as_str()));
+            .retain(|id, _| wanted.contains(id.as_str()));
+        self.forget_unused_interfaces();
 
-        let mut missing: Vec<String> = wanted
+        let mut lookup: Vec<String> = wanted
             .iter()
-            .filter(|id| !id.is_empty() && !self.by_provider_id.contains_key(**id))
+            .filter(|id| {
+                !id.is_empty()
+                    && self
+                        .by_provider_id
+                        .get(**id)
+                        .is_none_or(|c| c.fresh_until <= now)
+            })
             .map(|id| (*id).to_owned())
             .collect();
-        missing.sort();
+        lookup.sort();
         let mut failures: HashMap<String, CloudError> = HashMap::new();
-        if !missing.is_empty() {
-            for (id, result) in provider.resolve_nodes(&missing).await {
+        if !lookup.is_empty() {
+            for (id, result) in provider.resolve_nodes(&lookup).await {
                 match result {
                     Ok(target) => {
+                        let fresh_until = now + jittered(ttl, &id);
                         self.by_provider_id.insert(
                             id,
                             Cached {
                                 target,
-                                resolved_at: now,
+                                fresh_until,
                             },
                         );
                     }
-                    Err(e) => {
+                    Err(e) if about_the_id(&e) => {
+                        self.by_provider_id.remove(&id);
                         failures.insert(id, e);
                     }
+                    Err(e) => match self.by_provider_id.get_mut(&id) {
+                        Some(cached) => {
+                            // Keep what we knew; try again a little later, not every pass.
+                            tracing::debug!(provider_id = %id, error = %e,
+                                "refreshing a node target failed; keeping the cached one");
+                            cached.fresh_until = now + jittered(ttl.min(STALE_RETRY), &id);
+                        }
+                        None => {
+                            failures.insert(id, e);
+                        }
+                    },
                 }
             }
+            self.forget_unused_interfaces();
         }
 
         nodes
@@ -118,6 +161,17 @@ impl TargetCache {
             .collect()
     }
 
+    /// Verified forwarding belongs to an interface: once no cached node uses it (the node
+    /// left, or its instance was replaced), it must be checked again.
+    fn forget_unused_interfaces(&mut self) {
+        let used: HashSet<&str> = self
+            .by_provider_id
+            .values()
+            .map(|c| c.target.interface_id.as_str())
+            .collect();
+        self.prepared.retain(|i| used.contains(i.as_str()));
+    }
+
     /// Turn forwarding on for every resolved interface not yet known to forward. Runs
     /// alongside the route writes (it spends the read bucket while they spend the write
     /// bucket); a node whose preparation failed is reported pending and retried.
@@ -126,6 +180,7 @@ impl TargetCache {
         provider: &Arc<dyn CloudProvider>,
         nodes: &[PlanNode],
         may_write: bool,
+        fence: &dyn WriteFence,
     ) -> Prepared {
         let mut out = Prepared::default();
         if !may_write {
@@ -146,7 +201,7 @@ impl TargetCache {
         let results: Vec<(usize, NodeTarget, Result<ForwardingChange, CloudError>)> =
             futures::stream::iter(todo)
                 .map(|(i, t)| async move {
-                    let r = provider.ensure_forwarding(&t).await;
+                    let r = provider.ensure_forwarding_fenced(&t, fence).await;
                     (i, t, r)
                 })
                 .buffer_unordered(PREPARE_CONCURRENCY)
@@ -166,13 +221,17 @@ impl TargetCache {
                 Err(e) => {
                     tracing::warn!(node = %n.node.name, interface = %target.interface_id,
                         error = %e, "could not enable forwarding; will retry");
-                    out.failed.push((
-                        i,
-                        format!(
+                    out.failed.push(PrepFailure {
+                        node: i,
+                        reason: format!(
                             "failed to enable forwarding on {}: {e}; retrying",
                             target.interface_id
                         ),
-                    ));
+                        refused: matches!(
+                            e.kind,
+                            ErrorKind::Permanent | ErrorKind::NotFound | ErrorKind::QuotaExceeded
+                        ),
+                    });
                 }
             }
         }
@@ -187,12 +246,15 @@ impl TargetCache {
     }
 }
 
+/// Only an answer about the id itself is the node's fault; a denied or failed call is
+/// ours, and the node's existing routes must stay while it lasts.
+fn about_the_id(e: &CloudError) -> bool {
+    e.kind == ErrorKind::NotFound
+        || (e.kind == ErrorKind::Permanent && e.code.starts_with("Invalid"))
+}
+
 fn classify(provider_id: &str, e: &CloudError) -> TargetError {
-    // Only an answer about the id itself is the node's fault; a denied or failed call is
-    // ours, and the node's existing routes must stay while it lasts.
-    let about_the_id = e.kind == ErrorKind::NotFound
-        || (e.kind == ErrorKind::Permanent && e.code.starts_with("Invalid"));
-    if about_the_id {
+    if about_the_id(e) {
         TargetError::Invalid(format!("providerID {provider_id}: {e}"))
     } else {
         TargetError::Unavailable(format!("looking up providerID {provider_id} failed: {e}"))

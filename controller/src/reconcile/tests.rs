@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 
 use cni_cloud_providers::{
     Claim, Families, NextHop, NodeTarget, QuotaScope, Route, RouteOrigin, RouteQuota, RouteState,
-    TableId,
+    TableId, WriteFence,
 };
 
 use super::*;
@@ -14,11 +14,12 @@ use crate::cluster::{AlwaysLeader, ClusterNode, MemorySink};
 use crate::testing::fake::FakeCloud;
 
 struct NeverLeader;
-impl Fence for NeverLeader {
-    fn may_mutate(&self, _needed: Duration) -> bool {
-        false
+impl WriteFence for NeverLeader {
+    fn deadline(&self) -> Option<std::time::Instant> {
+        None
     }
 }
+impl Fence for NeverLeader {}
 
 fn eni(i: u32) -> NextHop {
     NextHop::NetworkInterface(format!("eni-{i:04}"))
@@ -57,6 +58,7 @@ fn empty_table(id: &str) -> RouteTable {
             name: None,
         }],
         version: None,
+        unlisted_routes: 0,
     }
 }
 
@@ -88,6 +90,7 @@ fn snapshot(nodes: u32) -> NodeSnapshot {
             .map(|i| node(i, &format!("100.64.{i}.0/24")))
             .collect(),
         authoritative: true,
+        listed: true,
     }
 }
 
@@ -321,5 +324,240 @@ async fn a_node_whose_interface_cannot_forward_is_pending_and_retried() {
     let again = r.pass(&snapshot(2)).await.unwrap();
     assert!(again.converged());
     assert_eq!(again.prepared, 1);
+    assert!(status_of(&sink, "node-0001").is_routed());
+}
+
+// ---- real-cluster dynamics (issue 11) ----
+
+/// No status that would set NetworkUnavailable=True (or move it at all) when a read failed.
+fn only_verified_routed_or_unknown(sink: &MemorySink) -> Result<(), String> {
+    for r in sink.latest() {
+        match &r.status {
+            NodeRouteStatus::Routed | NodeRouteStatus::Unknown { .. } => {}
+            other => return Err(format!("{}: {other:?}", r.node)),
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn failed_lookups_and_forwarding_checks_change_no_condition_and_no_route() {
+    let c = cloud(6, &["rtb-a", "rtb-b"]);
+    let sink = Arc::new(MemorySink::default());
+    let mut r = reconciler(&c, &sink, Arc::new(AlwaysLeader));
+    assert!(r.pass(&snapshot(6)).await.unwrap().converged());
+    let writes = c.mutations();
+    let checks = c.forwarding_checks.load(Ordering::Relaxed);
+
+    // Every cached target expires, and every lookup is throttled: the cached targets
+    // stay in use, the listing still verifies every route.
+    r.config.discovery_ttl = Duration::ZERO;
+    c.fail_resolves.store(true, Ordering::Relaxed);
+    c.fail_forwarding_checks.store(true, Ordering::Relaxed);
+    r.pass(&snapshot(6)).await.unwrap();
+    assert_eq!(c.mutations(), writes);
+    assert!(sink.latest().iter().all(|n| n.status.is_routed()));
+    assert_eq!(
+        c.forwarding_checks.load(Ordering::Relaxed),
+        checks,
+        "verified forwarding is kept while the interface is the same"
+    );
+
+    // A fresh replica (nothing cached) in the same outage: nothing it could verify
+    // changes a condition, nothing is written.
+    let sink2 = Arc::new(MemorySink::default());
+    let mut fresh = reconciler(&c, &sink2, Arc::new(AlwaysLeader));
+    fresh.pass(&snapshot(6)).await.unwrap();
+    assert_eq!(c.mutations(), writes);
+    only_verified_routed_or_unknown(&sink2).unwrap();
+    assert!(
+        sink2
+            .latest()
+            .iter()
+            .all(|n| matches!(n.status, NodeRouteStatus::Unknown { .. }))
+    );
+
+    // Lookups work again but forwarding checks are throttled: still no verdict flips.
+    c.fail_resolves.store(false, Ordering::Relaxed);
+    let sink3 = Arc::new(MemorySink::default());
+    let mut third = reconciler(&c, &sink3, Arc::new(AlwaysLeader));
+    third.pass(&snapshot(6)).await.unwrap();
+    assert_eq!(c.mutations(), writes);
+    only_verified_routed_or_unknown(&sink3).unwrap();
+}
+
+#[tokio::test]
+async fn a_snapshot_that_was_never_listed_is_never_planned() {
+    // The lease is won before the node cache has listed anything, then the first list is
+    // empty (an API glitch): no route may go.
+    let c = cloud(3, &["rtb-a"]);
+    let sink = Arc::new(MemorySink::default());
+    let mut r = reconciler(&c, &sink, Arc::new(AlwaysLeader));
+    r.pass(&snapshot(3)).await.unwrap();
+    let routes = c.table("rtb-a").routes.len();
+    let before = c.mutations();
+
+    let mut r = reconciler(&c, &sink, Arc::new(AlwaysLeader));
+    let (snap_tx, snap_rx) = tokio::sync::watch::channel(Arc::new(NodeSnapshot::default()));
+    let (_leader_tx, leader_rx) = tokio::sync::watch::channel(true);
+    let (sum_tx, mut sum_rx) = tokio::sync::watch::channel(PassSummary {
+        passes: 0,
+        snapshot: None,
+        report: None,
+        error: None,
+    });
+    let stop = tokio_util::sync::CancellationToken::new();
+    let timing = DriveTiming {
+        resync: Duration::from_millis(20),
+        retry_min: Duration::from_millis(5),
+        retry_max: Duration::from_millis(20),
+    };
+    let scenario = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(sum_rx.borrow().passes, 0, "planned from the placeholder");
+        snap_tx.send_replace(Arc::new(NodeSnapshot {
+            nodes: vec![],
+            authoritative: false,
+            listed: true,
+        }));
+        sum_rx.wait_for(|s| s.passes >= 3).await.unwrap();
+        stop.cancel();
+    };
+    tokio::join!(
+        drive(&mut r, snap_rx, leader_rx, timing, stop.clone(), sum_tx),
+        scenario
+    );
+    assert_eq!(c.mutations(), before);
+    assert_eq!(c.table("rtb-a").routes.len(), routes);
+}
+
+/// A fence whose deadline the test moves.
+struct Movable(std::sync::Mutex<Option<std::time::Instant>>);
+impl WriteFence for Movable {
+    fn deadline(&self) -> Option<std::time::Instant> {
+        *self.0.lock().unwrap()
+    }
+}
+impl Fence for Movable {}
+
+#[tokio::test]
+async fn a_closed_fence_sends_nothing_and_publishes_nothing() {
+    let c = cloud(3, &["rtb-a"]);
+    let sink = Arc::new(MemorySink::default());
+    // The batch check passes (budget zero) but the deadline is already behind us when
+    // the provider gets the call: the provider itself refuses every change.
+    let fence = Arc::new(Movable(std::sync::Mutex::new(Some(
+        std::time::Instant::now() + Duration::from_millis(1),
+    ))));
+    let mut r = reconciler(&c, &sink, fence.clone());
+    r.config.mutation_budget = Duration::ZERO;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    *fence.0.lock().unwrap() = Some(std::time::Instant::now() - Duration::from_millis(1));
+    let report = r.pass(&snapshot(3)).await.unwrap();
+    assert_eq!(c.mutations(), 0);
+    assert!(!report.converged());
+    assert!(
+        sink.latest().is_empty(),
+        "a deposed leader writes no condition"
+    );
+}
+
+#[tokio::test]
+async fn a_route_the_cloud_refuses_for_quota_is_quota_exceeded() {
+    struct FullCloud(Arc<FakeCloud>);
+    #[async_trait::async_trait]
+    impl CloudProvider for FullCloud {
+        fn cloud(&self) -> Cloud {
+            Cloud::Aws
+        }
+        async fn discover_tables(&self) -> Result<Vec<TableId>, CloudError> {
+            self.0.discover_tables().await
+        }
+        async fn list_table(&self, t: &TableId) -> Result<RouteTable, CloudError> {
+            self.0.list_table(t).await
+        }
+        async fn apply_fenced(
+            &self,
+            _t: &TableId,
+            changes: &[RouteChange],
+            _f: &dyn WriteFence,
+        ) -> Vec<cni_cloud_providers::ChangeOutcome> {
+            changes
+                .iter()
+                .map(|c| cni_cloud_providers::ChangeOutcome {
+                    change: c.clone(),
+                    result: Err(CloudError::new(
+                        ErrorKind::QuotaExceeded,
+                        "RouteLimitExceeded",
+                        "The maximum number of routes has been reached.",
+                    )),
+                })
+                .collect()
+        }
+        async fn resolve_nodes(
+            &self,
+            ids: &[String],
+        ) -> std::collections::HashMap<String, Result<NodeTarget, CloudError>> {
+            self.0.resolve_nodes(ids).await
+        }
+        async fn ensure_forwarding_fenced(
+            &self,
+            t: &NodeTarget,
+            f: &dyn WriteFence,
+        ) -> Result<cni_cloud_providers::ForwardingChange, CloudError> {
+            self.0.ensure_forwarding_fenced(t, f).await
+        }
+        fn counters(&self) -> &cni_cloud_providers::ApiCounters {
+            self.0.counters()
+        }
+        fn operations(&self) -> &'static [&'static str] {
+            &[]
+        }
+    }
+    let c = cloud(2, &["rtb-a"]);
+    let sink = Arc::new(MemorySink::default());
+    let mut r = Reconciler::new(
+        Arc::new(FullCloud(c.clone())),
+        ReconcilerConfig {
+            cluster_cidrs: vec!["100.64.0.0/16".parse().unwrap()],
+            ..Default::default()
+        },
+        Arc::new(AlwaysLeader),
+        sink.clone(),
+    );
+    r.pass(&snapshot(2)).await.unwrap();
+    assert!(
+        matches!(status_of(&sink, "node-0001"), NodeRouteStatus::QuotaExceeded { reason } if reason.contains("RouteLimitExceeded")),
+        "{:?}",
+        status_of(&sink, "node-0001")
+    );
+}
+
+#[tokio::test]
+async fn a_dead_route_is_replaced_by_a_restarted_controller() {
+    // A blackhole to an ENI this process never saw (its instance is gone, the previous
+    // controller that knew it restarted) sits at a new node's podCIDR.
+    let c = cloud(2, &["rtb-a"]);
+    c.tables
+        .lock()
+        .unwrap()
+        .get_mut(&TableId::from("rtb-a"))
+        .unwrap()
+        .routes
+        .push(Route {
+            destination: "100.64.1.0/24".parse().unwrap(),
+            next_hop: NextHop::NetworkInterface("eni-gone".into()),
+            state: RouteState::Blackhole,
+            origin: RouteOrigin::Manual,
+            claim: Claim::Foreign,
+            name: None,
+        });
+    let sink = Arc::new(MemorySink::default());
+    let mut r = reconciler(&c, &sink, Arc::new(AlwaysLeader));
+    assert!(r.pass(&snapshot(2)).await.unwrap().converged());
+    let applied = c.applied.lock().unwrap().clone();
+    assert!(applied.iter().any(|(_, ch)| matches!(ch,
+        RouteChange::Replace { destination, next_hop, .. }
+            if destination.to_string() == "100.64.1.0/24" && *next_hop == eni(1))));
     assert!(status_of(&sink, "node-0001").is_routed());
 }

@@ -16,6 +16,7 @@ use super::convert::{self, Membership};
 use super::errors::classify;
 use super::{AwsConfig, OPERATIONS};
 use crate::error::{CloudError, ErrorKind};
+use crate::fence::WriteFence;
 use crate::model::{
     ChangeOutcome, Cloud, Families, ForwardingChange, NextHop, NodeTarget, QuotaScope, RouteChange,
     RouteQuota, RouteTable, TableId,
@@ -196,16 +197,22 @@ impl AwsProvider {
         Ok(members)
     }
 
-    async fn mutate<T, F, Fut>(&self, action: &'static str, op: F) -> Result<T, CloudError>
+    async fn mutate<T, F, Fut>(
+        &self,
+        action: &'static str,
+        fence: &dyn WriteFence,
+        op: F,
+    ) -> Result<T, CloudError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, CloudError>>,
     {
-        retry::call(
+        retry::call_fenced(
             &self.mutating,
             &self.config.retry,
             &self.counters,
             action,
+            fence,
             op,
         )
         .await
@@ -232,9 +239,10 @@ impl AwsProvider {
         table: &TableId,
         destination: &IpNet,
         eni: &str,
+        fence: &dyn WriteFence,
     ) -> Result<(), CloudError> {
         let result = self
-            .mutate("CreateRoute", || {
+            .mutate("CreateRoute", fence, || {
                 let req = self
                     .client
                     .create_route()
@@ -273,9 +281,10 @@ impl AwsProvider {
         table: &TableId,
         destination: &IpNet,
         eni: &str,
+        fence: &dyn WriteFence,
     ) -> Result<(), CloudError> {
         let result = self
-            .mutate("ReplaceRoute", || {
+            .mutate("ReplaceRoute", fence, || {
                 let req = self
                     .client
                     .replace_route()
@@ -294,11 +303,11 @@ impl AwsProvider {
             // CreateRoute instead"), which also covers malformed requests: only a read that
             // shows the route gone turns it into a create.
             Err(e) if e.code == "InvalidRoute.NotFound" => {
-                self.create(table, destination, eni).await
+                self.create(table, destination, eni, fence).await
             }
             Err(e) if e.code == "InvalidParameterValue" => {
                 match self.current_target(table, destination).await? {
-                    None => self.create(table, destination, eni).await,
+                    None => self.create(table, destination, eni, fence).await,
                     Some(_) => Err(e),
                 }
             }
@@ -306,9 +315,14 @@ impl AwsProvider {
         }
     }
 
-    async fn delete(&self, table: &TableId, destination: &IpNet) -> Result<(), CloudError> {
+    async fn delete(
+        &self,
+        table: &TableId,
+        destination: &IpNet,
+        fence: &dyn WriteFence,
+    ) -> Result<(), CloudError> {
         let result = self
-            .mutate("DeleteRoute", || {
+            .mutate("DeleteRoute", fence, || {
                 let req = self.client.delete_route().route_table_id(&table.0);
                 let req = match destination {
                     IpNet::V4(_) => req.destination_cidr_block(destination.to_string()),
@@ -323,18 +337,29 @@ impl AwsProvider {
         }
     }
 
-    async fn apply_one(&self, table: &TableId, change: &RouteChange) -> Result<(), CloudError> {
+    async fn apply_one(
+        &self,
+        table: &TableId,
+        change: &RouteChange,
+        fence: &dyn WriteFence,
+    ) -> Result<(), CloudError> {
         match change {
             RouteChange::Create {
                 destination,
                 next_hop,
-            } => self.create(table, destination, eni_of(next_hop)?).await,
+            } => {
+                self.create(table, destination, eni_of(next_hop)?, fence)
+                    .await
+            }
             RouteChange::Replace {
                 destination,
                 next_hop,
                 ..
-            } => self.replace(table, destination, eni_of(next_hop)?).await,
-            RouteChange::Delete { destination, .. } => self.delete(table, destination).await,
+            } => {
+                self.replace(table, destination, eni_of(next_hop)?, fence)
+                    .await
+            }
+            RouteChange::Delete { destination, .. } => self.delete(table, destination, fence).await,
         }
     }
 }
@@ -481,16 +506,26 @@ impl CloudProvider for AwsProvider {
             },
             routes,
             version: None,
+            unlisted_routes: found
+                .routes()
+                .iter()
+                .filter(|r| convert::destination(r).is_none())
+                .count() as u32,
         })
     }
 
-    async fn apply(&self, table: &TableId, changes: &[RouteChange]) -> Vec<ChangeOutcome> {
+    async fn apply_fenced(
+        &self,
+        table: &TableId,
+        changes: &[RouteChange],
+        fence: &dyn WriteFence,
+    ) -> Vec<ChangeOutcome> {
         let calls: Vec<_> = changes
             .iter()
             .map(|change| async move {
                 ChangeOutcome {
                     change: change.clone(),
-                    result: self.apply_one(table, change).await,
+                    result: self.apply_one(table, change, fence).await,
                 }
             })
             .collect();
@@ -558,7 +593,11 @@ impl CloudProvider for AwsProvider {
         out
     }
 
-    async fn ensure_forwarding(&self, target: &NodeTarget) -> Result<ForwardingChange, CloudError> {
+    async fn ensure_forwarding_fenced(
+        &self,
+        target: &NodeTarget,
+        fence: &dyn WriteFence,
+    ) -> Result<ForwardingChange, CloudError> {
         // Read the ENI's current setting: a write only when the check is on.
         let instances = self
             .describe_instances(vec![Self::filter(
@@ -583,7 +622,7 @@ impl CloudProvider for AwsProvider {
         if eni.source_dest_check() == Some(false) {
             return Ok(ForwardingChange::AlreadyEnabled);
         }
-        self.mutate("ModifyNetworkInterfaceAttribute", || {
+        self.mutate("ModifyNetworkInterfaceAttribute", fence, || {
             let req = self
                 .client
                 .modify_network_interface_attribute()

@@ -2,6 +2,7 @@
 //! `Retry-After`, pacing and retries through [`retry::call`], and long-running operations.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
@@ -52,6 +53,25 @@ pub struct ArmClient {
     counters: ApiCounters,
     time_scale: f64,
     lro_timeout: Duration,
+    /// ARM refused the operation-status URL (403) once: writes are followed through their
+    /// resource's `provisioningState` from then on.
+    polling_refused: AtomicBool,
+}
+
+/// The resource a long-running write changes, read for its `provisioningState` when the
+/// operation-status URL is refused.
+#[derive(Debug, Clone, Copy)]
+pub struct WrittenResource<'a> {
+    pub read_op: &'static str,
+    pub path: &'a str,
+    pub api_version: &'a str,
+}
+
+/// One look at a running write.
+enum Poll {
+    Done(LroOutcome),
+    /// Still running; ask again after this (`Retry-After`), or on the fallback schedule.
+    Running(Option<Duration>),
 }
 
 /// How a long-running operation ended.
@@ -108,6 +128,7 @@ impl ArmClient {
             counters: ApiCounters::default(),
             time_scale: pacing.time_scale,
             lro_timeout: lro_timeout.div_f64(pacing.time_scale),
+            polling_refused: AtomicBool::new(false),
         })
     }
 
@@ -132,7 +153,10 @@ impl ArmClient {
             .trim()
             .parse()
             .ok()?;
-        Some(self.wall(Duration::from_secs(secs)))
+        // Capped before any arithmetic: a huge value must not overflow (ARM sends tens of
+        // seconds at most).
+        let cloud = Duration::from_secs(secs).min(crate::error::MAX_RETRY_AFTER);
+        Some(self.wall(cloud))
     }
 
     async fn send_once(
@@ -271,7 +295,7 @@ impl ArmClient {
         ))
     }
 
-    /// PUT `body` to `path`, paced as a write; `if_match` makes it conditional.
+    /// PUT `body` to `path`, paced as a write and fenced; `if_match` makes it conditional.
     pub async fn put(
         &self,
         op: &'static str,
@@ -279,9 +303,10 @@ impl ArmClient {
         api_version: &str,
         body: &Value,
         if_match: Option<&str>,
+        fence: &dyn crate::fence::WriteFence,
     ) -> Result<ArmResponse, CloudError> {
         let url = self.url(path, api_version);
-        retry::call(&self.writes, &self.retry, &self.counters, op, || {
+        retry::call_fenced(&self.writes, &self.retry, &self.counters, op, fence, || {
             self.send_once(Method::PUT, &url, Some(body), if_match)
         })
         .await
@@ -289,10 +314,17 @@ impl ArmClient {
 
     /// Follow a write's long-running operation to its end, polling no faster than ARM's
     /// `Retry-After` asks. A write without an operation header finished synchronously.
+    ///
+    /// The operation-status URL (`…/providers/Microsoft.Network/locations/<l>/operations/<id>`)
+    /// lies outside the resources an identity may be scoped to, and ARM may refuse it (403)
+    /// although it accepted the write. Then the write is followed through `resource`'s own
+    /// `provisioningState` (`Succeeded`, `Failed`, `Canceled` end it), and every later write
+    /// too: the refusal is remembered.
     pub async fn wait(
         &self,
         op: &'static str,
         accepted: &ArmResponse,
+        resource: WrittenResource<'_>,
     ) -> Result<LroOutcome, CloudError> {
         let Some(url) = accepted.async_operation.clone() else {
             return Ok(LroOutcome::Succeeded);
@@ -322,32 +354,78 @@ impl ArmClient {
                 ));
             }
             tokio::time::sleep(delay).await;
-            let resp = retry::call(&self.reads, &self.retry, &self.counters, op, || {
-                self.send_once(Method::GET, &url, None, None)
-            })
-            .await?;
-            let status: AsyncOperationView = resp.parse("async operation status")?;
-            match status.status.as_str() {
-                "Succeeded" => return Ok(LroOutcome::Succeeded),
-                "Failed" | "Canceled" => {
-                    let error = status.error.unwrap_or_default();
-                    let code = if error.code.is_empty() {
-                        format!("Operation{}", status.status)
-                    } else {
-                        error.code
-                    };
-                    return Ok(LroOutcome::Failed(CloudError::new(
-                        ErrorKind::Transient,
-                        code,
-                        format!(
-                            "long-running operation {}: {}",
-                            status.status, error.message
-                        ),
-                    )));
+            let poll = if self.polling_refused.load(Ordering::Relaxed) {
+                self.poll_resource(resource).await?
+            } else {
+                match self.poll_operation(op, &url).await {
+                    Err(e) if e.http_status == Some(403) => {
+                        if !self.polling_refused.swap(true, Ordering::Relaxed) {
+                            tracing::warn!(
+                                code = %e.code,
+                                "ARM refused reading the operation status ({op}); following writes through their resources' provisioningState from now on"
+                            );
+                        }
+                        self.poll_resource(resource).await?
+                    }
+                    other => other?,
                 }
-                _ => wait = resp.retry_after,
+            };
+            match poll {
+                Poll::Done(outcome) => return Ok(outcome),
+                Poll::Running(retry_after) => wait = retry_after,
             }
         }
+    }
+
+    async fn poll_operation(&self, op: &'static str, url: &str) -> Result<Poll, CloudError> {
+        let resp = retry::call(&self.reads, &self.retry, &self.counters, op, || {
+            self.send_once(Method::GET, url, None, None)
+        })
+        .await?;
+        let status: AsyncOperationView = resp.parse("async operation status")?;
+        Ok(match status.status.as_str() {
+            "Succeeded" => Poll::Done(LroOutcome::Succeeded),
+            "Failed" | "Canceled" => {
+                let error = status.error.unwrap_or_default();
+                let code = if error.code.is_empty() {
+                    format!("Operation{}", status.status)
+                } else {
+                    error.code
+                };
+                Poll::Done(LroOutcome::Failed(CloudError::new(
+                    ErrorKind::Transient,
+                    code,
+                    format!(
+                        "long-running operation {}: {}",
+                        status.status, error.message
+                    ),
+                )))
+            }
+            _ => Poll::Running(resp.retry_after),
+        })
+    }
+
+    /// ARM's rule: `Succeeded`, `Failed` and `Canceled` are terminal; no provisioningState at
+    /// all means the write finished and succeeded; anything else is still running.
+    async fn poll_resource(&self, resource: WrittenResource<'_>) -> Result<Poll, CloudError> {
+        let resp = self
+            .get(resource.read_op, resource.path, resource.api_version)
+            .await?;
+        let state = resp.body["properties"]["provisioningState"].as_str();
+        Ok(match state {
+            None | Some("Succeeded") => Poll::Done(LroOutcome::Succeeded),
+            Some(state @ ("Failed" | "Canceled")) => {
+                Poll::Done(LroOutcome::Failed(CloudError::new(
+                    ErrorKind::Transient,
+                    format!("ProvisioningState{state}"),
+                    format!(
+                        "the write ended {state} (read from {}'s provisioningState: the operation status was refused)",
+                        resource.path
+                    ),
+                )))
+            }
+            Some(_) => Poll::Running(None),
+        })
     }
 }
 

@@ -22,7 +22,7 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
-use self::arm::{ArmClient, ArmResponse, LroOutcome, is_lock_conflict};
+use self::arm::{ArmClient, ArmResponse, LroOutcome, WrittenResource, is_lock_conflict};
 use self::credential::TokenProvider;
 use self::ids::NodeRef;
 use self::merge::{Disposition, merge, owned_destination};
@@ -31,6 +31,7 @@ use self::models::{
     VMSS_NIC_API_VERSION, VmView,
 };
 use self::naming::RouteNamer;
+use crate::fence::WriteFence;
 use crate::pacing::PacingConfig;
 use crate::retry::RetryPolicy;
 use crate::{
@@ -47,9 +48,12 @@ const OP_NIC_WRITE: &str = "Microsoft.Network/networkInterfaces/write";
 const OP_VM_READ: &str = "Microsoft.Compute/virtualMachines/read";
 const OP_VMSS_NIC_READ: &str =
     "Microsoft.Compute/virtualMachineScaleSets/virtualMachines/networkInterfaces/read";
+const OP_SUBNET_JOIN: &str = "Microsoft.Network/virtualNetworks/subnets/join/action";
+const OP_PUBLIC_IP_JOIN: &str = "Microsoft.Network/publicIPAddresses/join/action";
 
-/// Every ARM operation the Azure provider can invoke: the custom role in terraform/ grants
-/// exactly these, and a test holds the provider (and the mock) to the list.
+/// Every ARM operation the Azure provider can invoke, and the linked actions ARM checks when
+/// it does: the custom roles in terraform/ grant exactly these, and a test holds the provider
+/// (and the mock) to the list.
 pub const OPERATIONS: &[&str] = &[
     OP_TABLE_READ,
     OP_TABLE_WRITE,
@@ -58,7 +62,15 @@ pub const OPERATIONS: &[&str] = &[
     OP_NIC_WRITE,
     OP_VM_READ,
     OP_VMSS_NIC_READ,
+    OP_SUBNET_JOIN,
+    OP_PUBLIC_IP_JOIN,
 ];
+
+/// ARM's linked authorization on the NIC write that turns IP forwarding on: the caller must
+/// also hold `join/action` on the resources the NIC references (each IP configuration's
+/// subnet, and its public IP if it has one), or the PUT is refused with 403
+/// `LinkedAuthorizationFailed`. Never called, so never counted; granted on those resources.
+pub const LINKED_OPERATIONS: &[&str] = &[OP_SUBNET_JOIN, OP_PUBLIC_IP_JOIN];
 
 /// ARM's published limit of routes per table.
 pub const DEFAULT_ROUTE_LIMIT: u32 = 400;
@@ -216,6 +228,7 @@ impl AzureProvider {
         &self,
         table: &TableId,
         changes: &[RouteChange],
+        fence: &dyn WriteFence,
     ) -> Result<Option<Vec<Disposition>>, CloudError> {
         let (mut raw, view) = self.read_table(table).await?;
         let current: Vec<Value> = raw["properties"]["routes"]
@@ -235,6 +248,7 @@ impl AzureProvider {
                 NETWORK_API_VERSION,
                 &raw,
                 view.etag.as_deref(),
+                fence,
             )
             .await
         {
@@ -245,7 +259,12 @@ impl AzureProvider {
             }
             Err(e) => return Err(e),
         };
-        match self.arm.wait(OP_OPERATION_READ, &accepted).await? {
+        let written = WrittenResource {
+            read_op: OP_TABLE_READ,
+            path: &table.0,
+            api_version: NETWORK_API_VERSION,
+        };
+        match self.arm.wait(OP_OPERATION_READ, &accepted, written).await? {
             LroOutcome::Succeeded => Ok(Some(merged.dispositions)),
             LroOutcome::Failed(err) => Err(err),
         }
@@ -498,10 +517,12 @@ impl CloudProvider for AzureProvider {
 
     async fn list_table(&self, table: &TableId) -> Result<RouteTable, CloudError> {
         let (raw, view) = self.read_table(table).await?;
-        let routes = raw["properties"]["routes"]
-            .as_array()
+        let raw_routes = raw["properties"]["routes"].as_array();
+        let routes: Vec<Route> = raw_routes
             .map(|rs| rs.iter().filter_map(|r| self.to_route(r)).collect())
             .unwrap_or_default();
+        // Service-tag routes are not in the model but count against the table's 400.
+        let unlisted_routes = raw_routes.map_or(0, |rs| rs.len() - routes.len()) as u32;
         Ok(RouteTable {
             id: TableId(view.id),
             name: view.name,
@@ -512,10 +533,16 @@ impl CloudProvider for AzureProvider {
             },
             routes,
             version: view.etag,
+            unlisted_routes,
         })
     }
 
-    async fn apply(&self, table: &TableId, changes: &[RouteChange]) -> Vec<ChangeOutcome> {
+    async fn apply_fenced(
+        &self,
+        table: &TableId,
+        changes: &[RouteChange],
+        fence: &dyn WriteFence,
+    ) -> Vec<ChangeOutcome> {
         if changes.is_empty() {
             return Vec::new();
         }
@@ -531,7 +558,7 @@ impl CloudProvider for AzureProvider {
             "the table kept changing under us",
         );
         for _ in 0..self.max_write_rounds {
-            match self.write_round(table, changes).await {
+            match self.write_round(table, changes, fence).await {
                 Ok(Some(dispositions)) => return outcomes(changes, Ok(dispositions)),
                 Ok(None) => {
                     // 412: somebody else wrote the table between our read and our PUT.
@@ -617,7 +644,11 @@ impl CloudProvider for AzureProvider {
         resolved
     }
 
-    async fn ensure_forwarding(&self, target: &NodeTarget) -> Result<ForwardingChange, CloudError> {
+    async fn ensure_forwarding_fenced(
+        &self,
+        target: &NodeTarget,
+        fence: &dyn WriteFence,
+    ) -> Result<ForwardingChange, CloudError> {
         let nic_id = &target.interface_id;
         // A stale body costs nothing but a retry: the write is conditional on its etag.
         let mut seen = self.take_seen_nic(nic_id);
@@ -649,6 +680,7 @@ impl CloudProvider for AzureProvider {
                     NETWORK_API_VERSION,
                     &body,
                     view.etag.as_deref(),
+                    fence,
                 )
                 .await
             {
@@ -664,7 +696,12 @@ impl CloudProvider for AzureProvider {
                 }
                 Err(e) => return Err(e),
             };
-            return match self.arm.wait(OP_OPERATION_READ, &accepted).await? {
+            let written = WrittenResource {
+                read_op: OP_NIC_READ,
+                path: nic_id,
+                api_version: NETWORK_API_VERSION,
+            };
+            return match self.arm.wait(OP_OPERATION_READ, &accepted, written).await? {
                 LroOutcome::Succeeded => Ok(ForwardingChange::Enabled),
                 LroOutcome::Failed(e) => Err(e),
             };
