@@ -2,34 +2,18 @@
 //! streams with 410 after compaction, the two patch types on nodes/status, the admin
 //! endpoints, and the CLI's kubeconfig.
 
+mod kube_support;
+
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use cni_cloud_mocks::kube::{KubeMock, KubeMockConfig};
+use cni_cloud_mocks::kube::KubeMockConfig;
+use kube_support::{deploy_base, http, start};
 use serde_json::{Value, json};
 
 const CTL: &str = KubeMockConfig::CONTROLLER_TOKEN;
 const NODE: &str = KubeMockConfig::NODE_TOKEN;
-
-fn deploy_base() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/base")
-}
-
-async fn start() -> (KubeMock, cni_cloud_mocks::common::RunningServer) {
-    let mock = KubeMock::new(KubeMockConfig::from_deploy_dir(deploy_base()).unwrap());
-    let server = mock
-        .clone()
-        .start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    (mock, server)
-}
-
-fn http() -> reqwest::Client {
-    reqwest::Client::new()
-}
 
 #[tokio::test]
 async fn unknown_token_is_401_and_missing_grant_is_403_status() {

@@ -5,6 +5,8 @@
 //! - `POST /_mock/empty-lists?` body `{"count": N}` → the next N node lists return no items
 //! - `POST /_mock/compact` → watches from older resourceVersions get 410 Gone
 //! - `POST /_mock/close-watches` → end every open watch (clients must re-watch)
+//! - `POST /_mock/bookmarks` body `{"interval_ms": N}` → watches that allow bookmarks get
+//!   one every N ms (default 60 s); `{"now": true}` → each gets one now
 //! - `GET /_mock/nodes`, `/_mock/leases`, `/_mock/lease-log`, `/_mock/events`, `/_mock/stats`
 
 use axum::body::Bytes;
@@ -67,6 +69,19 @@ pub fn handle(mock: &KubeMock, method: &Method, path: &str, body: &Bytes) -> Res
             mock.compact();
             answer(StatusCode::OK, json!({}))
         }
+        (&Method::POST, ["bookmarks"]) => match parsed() {
+            Ok(v) if v["interval_ms"].is_u64() || v["now"] == true => {
+                if let Some(ms) = v["interval_ms"].as_u64() {
+                    mock.set_bookmark_interval(std::time::Duration::from_millis(ms));
+                }
+                if v["now"] == true {
+                    mock.send_bookmarks();
+                }
+                answer(StatusCode::OK, v)
+            }
+            Ok(_) => bad("body must be {\"interval_ms\": N} and/or {\"now\": true}".into()),
+            Err(msg) => bad(msg),
+        },
         (&Method::POST, ["close-watches"]) => {
             mock.close_watches();
             answer(StatusCode::OK, json!({}))

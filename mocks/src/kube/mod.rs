@@ -15,15 +15,18 @@
 //! ```
 
 mod admin;
+mod list_watch;
 pub mod patch;
 pub mod rbac;
 mod server;
 pub mod state;
+pub mod validation;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::Context;
 use serde_json::Value;
@@ -106,7 +109,14 @@ pub(crate) struct Inner {
     pub stats: Stats,
     pub watch_cut: Mutex<CancellationToken>,
     pub addr: Mutex<Option<SocketAddr>>,
+    /// How often a watch that allows bookmarks gets one.
+    pub bookmark_interval: Mutex<Duration>,
+    /// Bumped to make every such watch send a bookmark now.
+    pub bookmark_now: tokio::sync::watch::Sender<u64>,
 }
+
+/// The real API server sends a watch bookmark about once a minute.
+pub const DEFAULT_BOOKMARK_INTERVAL: Duration = Duration::from_secs(60);
 
 /// The mock; cheap to clone (shared state).
 #[derive(Clone)]
@@ -128,6 +138,8 @@ impl KubeMock {
                 stats: Stats::default(),
                 watch_cut: Mutex::new(CancellationToken::new()),
                 addr: Mutex::new(None),
+                bookmark_interval: Mutex::new(DEFAULT_BOOKMARK_INTERVAL),
+                bookmark_now: tokio::sync::watch::channel(0).0,
             }),
         }
     }
@@ -174,7 +186,7 @@ impl KubeMock {
             .expect("store")
             .nodes
             .get(name)
-            .cloned()
+            .map(|n| (**n).clone())
     }
 
     pub fn nodes(&self) -> Vec<Value> {
@@ -184,7 +196,7 @@ impl KubeMock {
             .expect("store")
             .nodes
             .values()
-            .cloned()
+            .map(|n| (**n).clone())
             .collect()
     }
 
@@ -195,6 +207,18 @@ impl KubeMock {
 
     pub fn compact(&self) {
         self.inner.store.lock().expect("store").compact();
+    }
+
+    /// How often watches with `allowWatchBookmarks=true` get a BOOKMARK (default one
+    /// minute, as the real API server); applies to watches started afterwards.
+    pub fn set_bookmark_interval(&self, every: Duration) {
+        *self.inner.bookmark_interval.lock().expect("bookmarks") =
+            every.max(Duration::from_millis(1));
+    }
+
+    /// Every open watch with `allowWatchBookmarks=true` gets a BOOKMARK now.
+    pub fn send_bookmarks(&self) {
+        self.inner.bookmark_now.send_modify(|n| *n += 1);
     }
 
     pub fn close_watches(&self) {

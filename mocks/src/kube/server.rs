@@ -1,20 +1,19 @@
 //! The HTTP edge: Kubernetes API paths, authentication by bearer token, RBAC, Status
 //! bodies, chunked watch streams, and the `/_mock/*` admin endpoints.
 
-use std::time::Duration;
-
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use futures::StreamExt;
 use serde_json::{Value, json};
 
 use super::KubeMock;
+use super::list_watch::{list_nodes, watch_nodes};
 use super::patch::{merge_patch, strategic_merge_patch};
 use super::rbac::{Rbac, Request};
-use super::state::{StoreError, WatchEvent};
+use super::state::StoreError;
+use super::validation::{self, EventApi, FieldError, invalid_status};
 
 pub fn router(mock: KubeMock) -> Router {
     Router::new().fallback(handle).with_state(mock)
@@ -223,39 +222,76 @@ fn discovery(mock: &KubeMock, path: &str) -> Option<Value> {
     })
 }
 
-fn store_error(err: StoreError, qualified: &str, name: &str) -> Response {
+/// A plain error the API server did not turn into a Status: 500, no reason.
+fn internal(message: String) -> Response {
+    ok(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
+               "status": "Failure", "message": message, "code": 500}),
+    )
+}
+
+/// What the store refused, as the API server's Status for `resource` in `group`
+/// (`kind` names the object kind in a validation error).
+fn store_error(err: StoreError, group: &str, resource: &str, kind: &str, name: &str) -> Response {
+    let qualified = if group.is_empty() {
+        resource.to_owned()
+    } else {
+        format!("{resource}.{group}")
+    };
+    let resource_status = |code: StatusCode, reason: &str, message: String| {
+        let mut details = json!({"name": name, "kind": resource});
+        if !group.is_empty() {
+            details["group"] = json!(group);
+        }
+        ok(
+            code,
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                   "message": message, "reason": reason, "details": details, "code": code.as_u16()}),
+        )
+    };
     match err {
-        StoreError::NotFound => status(
+        StoreError::NotFound => resource_status(
             StatusCode::NOT_FOUND,
             "NotFound",
             format!("{qualified} {name:?} not found"),
-            qualified,
-            Some(name),
         ),
-        StoreError::AlreadyExists => status(
+        StoreError::AlreadyExists => resource_status(
             StatusCode::CONFLICT,
             "AlreadyExists",
             format!("{qualified} {name:?} already exists"),
-            qualified,
-            Some(name),
         ),
-        StoreError::Conflict => status(
+        StoreError::Conflict => resource_status(
             StatusCode::CONFLICT,
             "Conflict",
             format!(
                 "Operation cannot be fulfilled on {qualified} {name:?}: the object has been modified; please apply your changes to the latest version and try again"
             ),
-            qualified,
-            Some(name),
         ),
-        StoreError::Invalid(msg) => status(
+        StoreError::Invalid(errs) => ok(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "Invalid",
-            format!("{qualified} {name:?} is invalid: {msg}"),
-            qualified,
-            Some(name),
+            invalid_status(group, kind, name, &errs),
         ),
+        // The generic registry names the resource where the kind would be (#18526).
+        StoreError::ResourceVersionRequired => ok(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            invalid_status(
+                group,
+                resource,
+                name,
+                &[FieldError::invalid_raw(
+                    "metadata.resourceVersion",
+                    "0x0",
+                    "must be specified for an update",
+                )],
+            ),
+        ),
+        StoreError::MalformedResourceVersion(message) => internal(message),
     }
+}
+
+fn bad_request(message: String) -> Response {
+    status(StatusCode::BAD_REQUEST, "BadRequest", message, "", None)
 }
 
 fn parse_body(body: &Bytes) -> Result<Value, Box<Response>> {
@@ -284,8 +320,8 @@ async fn dispatch(
         ("", "nodes", None | Some("status"), "get") => {
             let name = t.name.unwrap_or_default();
             match mock.inner.store.lock().expect("store").nodes.get(name) {
-                Some(n) => ok(StatusCode::OK, n.clone()),
-                None => store_error(StoreError::NotFound, "nodes", name),
+                Some(n) => ok(StatusCode::OK, (**n).clone()),
+                None => store_error(StoreError::NotFound, "", "nodes", "Node", name),
             }
         }
         ("", "nodes", Some("status"), "patch") => patch_node_status(mock, t.name.unwrap_or_default(), headers, body),
@@ -299,134 +335,6 @@ async fn dispatch(
             t.name,
         ),
     }
-}
-
-fn name_selector(q: &std::collections::BTreeMap<String, String>) -> Option<String> {
-    q.get("fieldSelector")
-        .and_then(|f| f.strip_prefix("metadata.name="))
-        .map(str::to_owned)
-}
-
-fn list_nodes(mock: &KubeMock, q: &std::collections::BTreeMap<String, String>) -> Response {
-    let mut store = mock.inner.store.lock().expect("store");
-    let only = name_selector(q);
-    let items: Vec<Value> = if store.empty_lists > 0 {
-        store.empty_lists -= 1;
-        Vec::new()
-    } else {
-        store
-            .nodes
-            .values()
-            .filter(|n| only.as_deref().is_none_or(|o| n["metadata"]["name"] == o))
-            .cloned()
-            .collect()
-    };
-    ok(
-        StatusCode::OK,
-        json!({"kind": "NodeList", "apiVersion": "v1",
-               "metadata": {"resourceVersion": store.resource_version().to_string()}, "items": items}),
-    )
-}
-
-fn watch_line(ev: &WatchEvent) -> Bytes {
-    let mut line =
-        serde_json::to_vec(&json!({"type": ev.kind, "object": ev.object})).expect("json");
-    line.push(b'\n');
-    Bytes::from(line)
-}
-
-fn gone_line(message: String) -> Bytes {
-    let mut line = serde_json::to_vec(&json!({"type": "ERROR", "object": {
-        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-        "message": message, "reason": "Expired", "code": 410}}))
-    .expect("json");
-    line.push(b'\n');
-    Bytes::from(line)
-}
-
-fn watch_nodes(mock: &KubeMock, q: &std::collections::BTreeMap<String, String>) -> Response {
-    let only = name_selector(q);
-    let timeout = q
-        .get("timeoutSeconds")
-        .and_then(|s| s.parse::<u64>().ok())
-        .map(Duration::from_secs)
-        .unwrap_or(Duration::from_secs(1800));
-    let cut = mock.inner.watch_cut.lock().expect("cut").clone();
-    let store = mock.inner.store.lock().expect("store");
-    let from = match q.get("resourceVersion").map(String::as_str) {
-        None | Some("") | Some("0") => store.resource_version(),
-        Some(rv) => match rv.parse::<u64>() {
-            Ok(rv) => rv,
-            Err(_) => {
-                return status(
-                    StatusCode::BAD_REQUEST,
-                    "BadRequest",
-                    format!("invalid resource version {rv:?}"),
-                    "",
-                    None,
-                );
-            }
-        },
-    };
-    let head: Vec<Bytes>;
-    let rx = match store.watch_from(from) {
-        Ok((backlog, rx)) => {
-            head = backlog.iter().map(watch_line).collect();
-            Some(rx)
-        }
-        Err(super::state::Gone) => {
-            head = vec![gone_line(format!(
-                "too old resource version: {from} ({})",
-                store.resource_version()
-            ))];
-            None
-        }
-    };
-    drop(store);
-    let live = futures::stream::unfold((rx, only.clone()), |(rx, only)| async move {
-        let mut rx = rx?;
-        loop {
-            match rx.recv().await {
-                Ok(ev) => {
-                    if only
-                        .as_deref()
-                        .is_some_and(|o| ev.object["metadata"]["name"] != o)
-                    {
-                        continue;
-                    }
-                    return Some((watch_line(&ev), (Some(rx), only)));
-                }
-                // The watcher fell behind the history: the client must re-list.
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                    return Some((
-                        gone_line("watch fell behind; too old resource version".into()),
-                        (None, only),
-                    ));
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
-            }
-        }
-    });
-    let head = futures::stream::iter(head.into_iter().filter(move |line| {
-        only.as_deref().is_none_or(|o| {
-            serde_json::from_slice::<Value>(line)
-                .is_ok_and(|v| v["object"]["metadata"]["name"] == o || v["type"] == "ERROR")
-        })
-    }));
-    let stream = head
-        .chain(live)
-        .take_until(async move {
-            tokio::select! {
-                _ = tokio::time::sleep(timeout) => {}
-                _ = cut.cancelled() => {}
-            }
-        })
-        .map(Ok::<_, std::convert::Infallible>);
-    Response::builder()
-        .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from_stream(stream))
-        .expect("response")
 }
 
 fn patch_node_status(mock: &KubeMock, name: &str, headers: &HeaderMap, body: &Bytes) -> Response {
@@ -444,8 +352,8 @@ fn patch_node_status(mock: &KubeMock, name: &str, headers: &HeaderMap, body: &By
         Err(r) => return *r,
     };
     let mut store = mock.inner.store.lock().expect("store");
-    let Some(mut node) = store.nodes.get(name).cloned() else {
-        return store_error(StoreError::NotFound, "nodes", name);
+    let Some(mut node) = store.nodes.get(name).map(|n| (**n).clone()) else {
+        return store_error(StoreError::NotFound, "", "nodes", "Node", name);
     };
     // The status subresource ignores everything but status.
     let Some(new_status) = patch.get("status") else {
@@ -455,7 +363,12 @@ fn patch_node_status(mock: &KubeMock, name: &str, headers: &HeaderMap, body: &By
         "application/strategic-merge-patch+json" => {
             // Merge keys are declared by path from the Node root.
             let mut whole = json!({"status": node["status"].take()});
-            strategic_merge_patch(&mut whole, &json!({"status": new_status}));
+            // strategicpatch's errors other than its few sentinels reach the client as
+            // a plain 500 (interpretStrategicMergePatchError), e.g. a missing merge key.
+            if let Err(message) = strategic_merge_patch(&mut whole, &json!({"status": new_status}))
+            {
+                return internal(message);
+            }
             node["status"] = whole["status"].take();
         }
         "application/merge-patch+json" => merge_patch(&mut node["status"], new_status),
@@ -475,16 +388,23 @@ fn patch_node_status(mock: &KubeMock, name: &str, headers: &HeaderMap, body: &By
     ok(StatusCode::OK, written)
 }
 
+/// The namespace in a body, when it disagrees with the request's.
+fn body_namespace_mismatch<'a>(obj: &'a Value, ns: &str) -> Option<&'a str> {
+    obj["metadata"]["namespace"]
+        .as_str()
+        .filter(|n| !n.is_empty() && *n != ns)
+}
+
 fn leases(mock: &KubeMock, t: &Target<'_>, verb: &str, body: &Bytes) -> Response {
     let ns = t.namespace.unwrap_or("default");
-    let qualified = "leases.coordination.k8s.io";
+    let (group, resource, kind) = ("coordination.k8s.io", "leases", "Lease");
     let mut store = mock.inner.store.lock().expect("store");
     match verb {
         "get" => {
             let name = t.name.unwrap_or_default();
             match store.leases.get(&(ns.to_owned(), name.to_owned())) {
                 Some(l) => ok(StatusCode::OK, l.clone()),
-                None => store_error(StoreError::NotFound, qualified, name),
+                None => store_error(StoreError::NotFound, group, resource, kind, name),
             }
         }
         "create" => {
@@ -492,13 +412,18 @@ fn leases(mock: &KubeMock, t: &Target<'_>, verb: &str, body: &Bytes) -> Response
                 Ok(l) => l,
                 Err(r) => return *r,
             };
+            if body_namespace_mismatch(&lease, ns).is_some() {
+                return bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request".into(),
+                );
+            }
             let name = lease["metadata"]["name"]
                 .as_str()
                 .unwrap_or_default()
                 .to_owned();
             match store.create_lease(ns, lease) {
                 Ok(l) => ok(StatusCode::CREATED, l),
-                Err(e) => store_error(e, qualified, &name),
+                Err(e) => store_error(e, group, resource, kind, &name),
             }
         }
         "update" => {
@@ -507,31 +432,51 @@ fn leases(mock: &KubeMock, t: &Target<'_>, verb: &str, body: &Bytes) -> Response
                 Err(r) => return *r,
             };
             let name = t.name.unwrap_or_default();
+            let body_name = lease["metadata"]["name"].as_str().unwrap_or_default();
+            if body_name != name {
+                return bad_request(format!(
+                    "the name of the object ({body_name}) does not match the name on the URL ({name})"
+                ));
+            }
+            if let Some(other) = body_namespace_mismatch(&lease, ns) {
+                return bad_request(format!(
+                    "the namespace of the object ({other}) does not match the namespace on the request ({ns})"
+                ));
+            }
             match store.update_lease(ns, name, lease) {
                 Ok(l) => ok(StatusCode::OK, l),
-                Err(e) => store_error(e, qualified, name),
+                Err(e) => store_error(e, group, resource, kind, name),
             }
         }
         _ => status(
             StatusCode::METHOD_NOT_ALLOWED,
             "MethodNotAllowed",
             format!("{verb} is not supported on leases by this mock"),
-            qualified,
+            "leases.coordination.k8s.io",
             t.name,
         ),
     }
 }
 
+/// Event create and patch, validated as the API server validates them for the API
+/// they came through (events.k8s.io/v1 strictly, core/v1 with the legacy rules).
 fn events(mock: &KubeMock, t: &Target<'_>, verb: &str, body: &Bytes) -> Response {
     let ns = t.namespace.unwrap_or("default");
-    let qualified = if t.group.is_empty() {
-        "events"
+    let (api, group, api_version) = if t.group.is_empty() {
+        (EventApi::CoreV1, "", "v1")
     } else {
-        "events.events.k8s.io"
+        (EventApi::EventsV1, "events.k8s.io", "events.k8s.io/v1")
     };
     let obj = match parse_body(body) {
         Ok(v) => v,
         Err(r) => return *r,
+    };
+    let invalid = |name: &str, errs: &[FieldError]| {
+        // Validation runs on the internal core.Event, whichever API was called.
+        ok(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            invalid_status("", "Event", name, errs),
+        )
     };
     let mut store = mock.inner.store.lock().expect("store");
     if verb == "create" {
@@ -539,27 +484,33 @@ fn events(mock: &KubeMock, t: &Target<'_>, verb: &str, body: &Bytes) -> Response
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        if let Some(body_ns) = obj["metadata"]["namespace"].as_str()
-            && body_ns != ns
-        {
-            return status(StatusCode::BAD_REQUEST, "BadRequest", "the namespace of the provided object does not match the namespace sent on the request".into(), qualified, Some(&name));
+        if body_namespace_mismatch(&obj, ns).is_some() {
+            return status(StatusCode::BAD_REQUEST, "BadRequest", "the namespace of the provided object does not match the namespace sent on the request".into(), "events", Some(&name));
+        }
+        let errs = validation::event_create(&obj, ns, api);
+        if !errs.is_empty() {
+            return invalid(&name, &errs);
         }
         let mut obj = obj;
-        obj["apiVersion"] = json!(if t.group.is_empty() {
-            "v1"
-        } else {
-            "events.k8s.io/v1"
-        });
+        obj["apiVersion"] = json!(api_version);
         obj["kind"] = json!("Event");
         match store.create_event(ns, obj) {
             Ok(e) => ok(StatusCode::CREATED, e),
-            Err(e) => store_error(e, qualified, &name),
+            Err(e) => store_error(e, group, "events", "Event", &name),
         }
     } else {
         let name = t.name.unwrap_or_default();
-        match store.patch_event(ns, name, &obj) {
-            Ok(e) => ok(StatusCode::OK, e),
-            Err(e) => store_error(e, qualified, name),
+        let Some(old) = store.events.get(&(ns.to_owned(), name.to_owned())).cloned() else {
+            return store_error(StoreError::NotFound, group, "events", "Event", name);
+        };
+        let mut new = old.clone();
+        merge_patch(&mut new, &obj);
+        new["apiVersion"] = old["apiVersion"].clone();
+        new["kind"] = json!("Event");
+        let errs = validation::event_update(&new, &old, ns, api);
+        if !errs.is_empty() {
+            return invalid(name, &errs);
         }
+        ok(StatusCode::OK, store.replace_event(ns, name, new))
     }
 }

@@ -2,17 +2,28 @@
 //! Events. One cluster-wide resourceVersion counter, as etcd's revision.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
-/// A watch event as it goes over the wire.
+use super::validation::FieldError;
+
+/// A watch event as it goes over the wire, and what the object was before it (so the
+/// store can answer "the list as of resourceVersion N" within its history, as etcd does).
 #[derive(Debug, Clone)]
 pub struct WatchEvent {
     pub rv: u64,
     pub kind: &'static str,
-    pub object: Value,
+    pub object: Arc<Value>,
+    pub prev: Option<Arc<Value>>,
+}
+
+impl WatchEvent {
+    pub fn name(&self) -> &str {
+        self.object["metadata"]["name"].as_str().unwrap_or_default()
+    }
 }
 
 /// A Lease write, for failover analysis: who held it from when.
@@ -30,7 +41,14 @@ pub enum StoreError {
     NotFound,
     AlreadyExists,
     Conflict,
-    Invalid(String),
+    /// Field validation failed: 422 `Invalid` with these causes.
+    Invalid(Vec<FieldError>),
+    /// An update without `metadata.resourceVersion` of a kind that allows no
+    /// unconditional update (Leases): 422, as the generic registry words it.
+    ResourceVersionRequired,
+    /// A `metadata.resourceVersion` that is not a number: the API server's plain 500
+    /// (`strconv.ParseUint: parsing "x": invalid syntax`).
+    MalformedResourceVersion(String),
 }
 
 /// A watch asked for history that was compacted away (HTTP 410 Gone).
@@ -43,7 +61,7 @@ pub const HISTORY: usize = 10_000;
 #[derive(Debug)]
 pub struct Store {
     rv: u64,
-    pub nodes: BTreeMap<String, Value>,
+    pub nodes: BTreeMap<String, Arc<Value>>,
     history: VecDeque<WatchEvent>,
     /// Lowest resourceVersion a watch may start from (raised by compaction).
     compacted_to: u64,
@@ -101,8 +119,13 @@ impl Store {
         rv
     }
 
-    fn emit(&mut self, kind: &'static str, object: Value, rv: u64) {
-        let ev = WatchEvent { rv, kind, object };
+    fn emit(&mut self, kind: &'static str, object: Arc<Value>, prev: Option<Arc<Value>>, rv: u64) {
+        let ev = WatchEvent {
+            rv,
+            kind,
+            object,
+            prev,
+        };
         if self.history.len() == HISTORY
             && let Some(old) = self.history.pop_front()
         {
@@ -117,7 +140,12 @@ impl Store {
         let name = node["metadata"]["name"]
             .as_str()
             .filter(|n| !n.is_empty())
-            .ok_or_else(|| StoreError::Invalid("metadata.name is required".into()))?
+            .ok_or_else(|| {
+                StoreError::Invalid(vec![FieldError::required(
+                    "metadata.name",
+                    "name or generateName is required",
+                )])
+            })?
             .to_owned();
         node["apiVersion"] = json!("v1");
         node["kind"] = json!("Node");
@@ -138,20 +166,22 @@ impl Store {
             }
         }
         let rv = self.stamp(&mut node);
+        let node = Arc::new(node);
         self.nodes.insert(name, node.clone());
         let kind = if existing.is_some() {
             "MODIFIED"
         } else {
             "ADDED"
         };
-        self.emit(kind, node.clone(), rv);
-        Ok(node)
+        self.emit(kind, node.clone(), existing, rv);
+        Ok(Arc::unwrap_or_clone(node))
     }
 
     pub fn delete_node(&mut self, name: &str) -> Result<Value, StoreError> {
-        let mut node = self.nodes.remove(name).ok_or(StoreError::NotFound)?;
+        let prev = self.nodes.remove(name).ok_or(StoreError::NotFound)?;
+        let mut node = (*prev).clone();
         let rv = self.stamp(&mut node);
-        self.emit("DELETED", node.clone(), rv);
+        self.emit("DELETED", Arc::new(node.clone()), Some(prev), rv);
         Ok(node)
     }
 
@@ -162,9 +192,27 @@ impl Store {
             .unwrap_or_default()
             .to_owned();
         let rv = self.stamp(&mut node);
-        self.nodes.insert(name, node.clone());
-        self.emit("MODIFIED", node.clone(), rv);
-        node
+        let node = Arc::new(node);
+        let prev = self.nodes.insert(name, node.clone());
+        self.emit("MODIFIED", node.clone(), prev, rv);
+        Arc::unwrap_or_clone(node)
+    }
+
+    /// The Nodes as they were at resourceVersion `rv` (etcd's read at a revision), rebuilt
+    /// from the current ones and the watch history. `Err(Gone)` when `rv` is older than
+    /// the history reaches (compacted).
+    pub fn nodes_at(&self, rv: u64) -> Result<BTreeMap<String, Arc<Value>>, Gone> {
+        if rv < self.compacted_to {
+            return Err(Gone);
+        }
+        let mut nodes = self.nodes.clone();
+        for ev in self.history.iter().rev().take_while(|e| e.rv > rv) {
+            match &ev.prev {
+                Some(prev) => nodes.insert(ev.name().to_owned(), prev.clone()),
+                None => nodes.remove(ev.name()),
+            };
+        }
+        Ok(nodes)
     }
 
     /// Subscribe for watch events after `from` (exclusive): the backlog, then the live
@@ -193,7 +241,12 @@ impl Store {
     }
 
     pub fn create_lease(&mut self, ns: &str, mut lease: Value) -> Result<Value, StoreError> {
-        let name = object_name(&lease)?;
+        let mut errs = super::validation::object_meta(&lease);
+        errs.extend(super::validation::lease_spec(&lease));
+        if !errs.is_empty() {
+            return Err(StoreError::Invalid(errs));
+        }
+        let name = generate_name(&mut lease);
         let key = (ns.to_owned(), name.clone());
         if self.leases.contains_key(&key) {
             return Err(StoreError::AlreadyExists);
@@ -209,24 +262,36 @@ impl Store {
         Ok(lease)
     }
 
-    /// Update with optimistic concurrency: the caller's resourceVersion must be current
-    /// (an empty one means "unconditional", as the API server allows for updates).
+    /// Update with optimistic concurrency, as the generic registry does it for a kind
+    /// whose strategy allows no unconditional update (Leases): the Lease must exist
+    /// (404), the caller's resourceVersion must be given (422; "0" counts as none) and
+    /// current (409).
     pub fn update_lease(
         &mut self,
         ns: &str,
         name: &str,
         mut lease: Value,
     ) -> Result<Value, StoreError> {
-        if object_name(&lease)? != name {
-            return Err(StoreError::Invalid(
-                "the name of the object does not match the name on the URL".into(),
-            ));
-        }
         let key = (ns.to_owned(), name.to_owned());
         let current = self.leases.get(&key).ok_or(StoreError::NotFound)?;
         let sent = lease["metadata"]["resourceVersion"].as_str().unwrap_or("");
-        if !sent.is_empty() && sent != current["metadata"]["resourceVersion"] {
+        let sent_rv = match sent {
+            "" => 0,
+            rv => rv.parse::<u64>().map_err(|_| {
+                StoreError::MalformedResourceVersion(format!(
+                    "strconv.ParseUint: parsing {sent:?}: invalid syntax"
+                ))
+            })?,
+        };
+        if sent_rv == 0 {
+            return Err(StoreError::ResourceVersionRequired);
+        }
+        if current["metadata"]["resourceVersion"] != sent_rv.to_string().as_str() {
             return Err(StoreError::Conflict);
+        }
+        let errs = super::validation::lease_spec(&lease);
+        if !errs.is_empty() {
+            return Err(StoreError::Invalid(errs));
         }
         lease["apiVersion"] = json!("coordination.k8s.io/v1");
         lease["kind"] = json!("Lease");
@@ -251,8 +316,9 @@ impl Store {
         });
     }
 
+    /// Store a new Event (validated by the caller, who knows which API it came through).
     pub fn create_event(&mut self, ns: &str, mut event: Value) -> Result<Value, StoreError> {
-        let name = object_name(&event)?;
+        let name = generate_name(&mut event);
         let key = (ns.to_owned(), name);
         if self.events.contains_key(&key) {
             return Err(StoreError::AlreadyExists);
@@ -265,31 +331,34 @@ impl Store {
         Ok(event)
     }
 
-    pub fn patch_event(
-        &mut self,
-        ns: &str,
-        name: &str,
-        patch: &Value,
-    ) -> Result<Value, StoreError> {
+    /// Replace an Event with its patched form (validated by the caller).
+    pub fn replace_event(&mut self, ns: &str, name: &str, mut event: Value) -> Value {
         let key = (ns.to_owned(), name.to_owned());
-        let mut event = self.events.get(&key).cloned().ok_or(StoreError::NotFound)?;
-        super::patch::merge_patch(&mut event, patch);
-        event["metadata"]["name"] = json!(name);
-        event["metadata"]["namespace"] = json!(ns);
+        if let Some(old) = self.events.get(&key) {
+            for field in ["name", "namespace", "uid", "creationTimestamp"] {
+                event["metadata"][field] = old["metadata"][field].clone();
+            }
+        }
         self.stamp(&mut event);
         self.events.insert(key, event.clone());
-        Ok(event)
+        event
     }
 }
 
-fn object_name(obj: &Value) -> Result<String, StoreError> {
-    obj["metadata"]["name"]
-        .as_str()
-        .filter(|n| !n.is_empty())
-        .map(str::to_owned)
-        .ok_or_else(|| {
-            StoreError::Invalid("metadata.name: Required value: name is required".into())
-        })
+/// The object's name; a `generateName` with no name gets the API server's five random
+/// characters appended (the caller validated that one of them is set).
+fn generate_name(obj: &mut Value) -> String {
+    if let Some(name) = obj["metadata"]["name"].as_str().filter(|n| !n.is_empty()) {
+        return name.to_owned();
+    }
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let prefix = obj["metadata"]["generateName"].as_str().unwrap_or_default();
+    let suffix: String = (0..5)
+        .map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char)
+        .collect();
+    let name = format!("{prefix}{suffix}");
+    obj["metadata"]["name"] = json!(name);
+    name
 }
 
 #[cfg(test)]
@@ -333,5 +402,44 @@ mod tests {
         s.compact();
         assert!(s.watch_from(start).is_err());
         assert!(s.watch_from(s.resource_version()).is_ok());
+    }
+
+    #[test]
+    fn nodes_at_rebuilds_a_past_resource_version_within_the_history() {
+        let mut s = Store::default();
+        s.upsert_node(json!({"metadata":{"name":"a"}})).unwrap();
+        s.upsert_node(json!({"metadata":{"name":"b"}})).unwrap();
+        let then = s.resource_version();
+        s.upsert_node(json!({"metadata":{"name":"a","labels":{"x":"1"}}}))
+            .unwrap();
+        s.delete_node("b").unwrap();
+        s.upsert_node(json!({"metadata":{"name":"c"}})).unwrap();
+        let past = s.nodes_at(then).unwrap();
+        assert_eq!(past.keys().collect::<Vec<_>>(), ["a", "b"]);
+        assert!(past["a"]["metadata"]["labels"].is_null());
+        let now = s.nodes_at(s.resource_version()).unwrap();
+        assert_eq!(now.keys().collect::<Vec<_>>(), ["a", "c"]);
+        s.compact();
+        assert_eq!(s.nodes_at(then), Err(Gone));
+    }
+
+    #[test]
+    fn lease_update_needs_a_resource_version() {
+        let mut s = Store::default();
+        let l = s
+            .create_lease("ns", json!({"metadata":{"name":"l"}}))
+            .unwrap();
+        let mut none = l.clone();
+        none["metadata"]["resourceVersion"] = json!("0");
+        assert_eq!(
+            s.update_lease("ns", "l", none),
+            Err(StoreError::ResourceVersionRequired)
+        );
+        let mut bad = l;
+        bad["metadata"]["resourceVersion"] = json!("x1");
+        assert!(matches!(
+            s.update_lease("ns", "l", bad),
+            Err(StoreError::MalformedResourceVersion(_))
+        ));
     }
 }
