@@ -170,6 +170,7 @@ fn malformed_config_gets_its_code_and_creates_nothing() {
         (base(json!({"mtu": 10})), 7),
         (base(json!({"mtu": 70000})), 7),
         (base(json!({"mtu": "1500"})), 7),
+        (base(json!({"defaultRoute": "false"})), 7),
         (base(json!({"dataDir": "relative"})), 7),
         (base(json!({"dataDir": 5})), 7),
         (base(json!({"prevResult": 3})), 7),

@@ -165,11 +165,20 @@ fn exhaustion_answers_code_100_and_creates_nothing() {
         &c,
     );
     assert_eq!(r.err_code(), 100);
-    assert!(r.json()["msg"].as_str().unwrap().contains("10.81.0.0/29"));
+    // The message names the range that is full, not just its subnet.
+    assert_eq!(
+        r.json()["msg"],
+        "no free address in 10.81.0.2\u{2013}10.81.0.5 in 10.81.0.0/29"
+    );
     assert_eq!(node.host_veths().len(), 4);
     assert!(!pods[4].links().contains(&"eth0".to_string()));
     assert_eq!(state(data.path(), "full").1.len(), 4);
-    assert_eq!(cni(&node, &Call::verb("STATUS"), &c).err_code(), 50);
+    let status = cni(&node, &Call::verb("STATUS"), &c);
+    assert_eq!(status.err_code(), 50);
+    assert_eq!(
+        status.json()["msg"],
+        "no free address in 10.81.0.2\u{2013}10.81.0.5 in 10.81.0.0/29"
+    );
 
     // A dual-stack ADD whose IPv6 set has room but IPv4 has none reserves nothing at all.
     let dual = conf(

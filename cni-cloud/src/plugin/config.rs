@@ -33,6 +33,10 @@ pub struct NetConf {
     pub ranges: Vec<Vec<Range>>,
     pub data_dir: PathBuf,
     pub mtu: u32,
+    /// `defaultRoute` (default true): the pod's default route goes through this attachment.
+    /// false for a secondary network (a second attachment in the same pod): only its ranges'
+    /// subnets are routed through it, and the primary's default route stays the primary's.
+    pub default_route: bool,
     /// `lockTimeoutMs`: the wait for the IPAM store's lock.
     pub lock_timeout: std::time::Duration,
     pub prev_result: Option<Value>,
@@ -115,6 +119,15 @@ pub fn parse(raw: &[u8]) -> Result<NetConf> {
             }
         },
     };
+    let default_route = match obj.get("defaultRoute") {
+        None => true,
+        Some(Value::Bool(b)) => *b,
+        Some(v) => {
+            return Err(CniError::config(format!(
+                "defaultRoute {v} is not a boolean"
+            )));
+        }
+    };
     let lock_timeout = match obj.get("lockTimeoutMs") {
         None => DEFAULT_LOCK_TIMEOUT_MS,
         Some(v) => match v.as_u64() {
@@ -144,6 +157,7 @@ pub fn parse(raw: &[u8]) -> Result<NetConf> {
         ranges,
         data_dir,
         mtu,
+        default_route,
         lock_timeout: std::time::Duration::from_millis(lock_timeout),
         prev_result,
         valid_attachments,

@@ -13,7 +13,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsFd, AsRawFd};
 
 use super::env::Attachment;
-use super::error::{CHECK_FAILED, CniError, HOST_NAME_TAKEN, Result};
+use ipnet::IpNet;
+
+use super::error::{CHECK_FAILED, CniError, HOST_NAME_TAKEN, ROUTE_TAKEN, Result};
 use super::netlink::{IFF_UP, Netlink, Request, format_mac};
 use super::netns::{join_thread_to, run_in, sysctl};
 use super::result::{CniResult, Interface, IpConfig, RouteEntry};
@@ -59,6 +61,9 @@ struct PodJob {
     index: u32,
     ifname: String,
     ips: Vec<IpAddr>,
+    /// Destinations routed via the gateway (the default route, or a secondary attachment's
+    /// subnets).
+    routes: Vec<IpNet>,
 }
 
 impl<'scope> PodSide<'scope> {
@@ -96,6 +101,9 @@ impl<'scope> PodSide<'scope> {
 }
 
 /// Addresses, gateway neighbour entries and routes of the pod end, in one netlink batch.
+/// Routes and neighbours are created exclusively: when the pod already routes a destination
+/// through another interface (another attachment's default route), the ADD fails with
+/// [`ROUTE_TAKEN`] naming it, and the caller's undo removes this interface and all of it.
 fn configure_pod(pod: &mut Netlink, job: PodJob) -> Result<()> {
     if job.ips.iter().any(IpAddr::is_ipv6) {
         // Belt and braces with IFA_F_NODAD: nothing on this interface waits for DAD.
@@ -106,21 +114,95 @@ fn configure_pod(pod: &mut Netlink, job: PodJob) -> Result<()> {
         requests.push(Request::add_addr(job.index, *ip, host_len(ip)));
     }
     requests.push(Request::set_up(job.index));
+    let primary = job.routes.iter().any(|r| r.prefix_len() == 0);
     for ip in &job.ips {
         let gw = gateway(ip);
         requests.push(Request::add_neighbour(job.index, gw, HOST_MAC));
-        if gw.is_ipv4() {
+        if gw.is_ipv4() && primary {
             requests.push(Request::add_route(gw, 32, None, job.index));
         }
-        let any = if ip.is_ipv4() {
-            IpAddr::from([0u8; 4])
-        } else {
-            IpAddr::from([0u8; 16])
-        };
-        requests.push(Request::add_route(any, 0, Some(gw), job.index));
     }
-    pod.batch(requests)
-        .map_err(kernel("configure pod interface"))
+    for dst in &job.routes {
+        let gw = gateway(&dst.addr());
+        requests.push(if gw.is_ipv4() && !primary {
+            // No pod-wide route to 169.254.1.1: that one is the primary attachment's.
+            Request::add_route_onlink(dst.addr(), dst.prefix_len(), gw, job.index)
+        } else {
+            Request::add_route(dst.addr(), dst.prefix_len(), Some(gw), job.index)
+        });
+    }
+    match pod.batch(requests) {
+        Ok(()) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+            let mut wanted: Vec<(IpAddr, u8)> = job
+                .routes
+                .iter()
+                .map(|r| (r.addr(), r.prefix_len()))
+                .collect();
+            if primary {
+                wanted.push((GATEWAY_V4, 32));
+            }
+            Err(
+                route_taken(pod, job.index, &wanted, "the pod").unwrap_or_else(|| {
+                    CniError::new(
+                        ROUTE_TAKEN,
+                        format!(
+                            "the pod already has a route or neighbour entry {} needs",
+                            job.ifname
+                        ),
+                    )
+                    .with_details(e.to_string())
+                }),
+            )
+        }
+        Err(e) => Err(CniError::kernel("configure pod interface", e)),
+    }
+}
+
+/// After an EEXIST: which of the `wanted` routes (destination, prefix) this namespace already
+/// has through an interface other than `ours`, as a [`ROUTE_TAKEN`] error naming it.
+fn route_taken(
+    nl: &mut Netlink,
+    ours: u32,
+    wanted: &[(IpAddr, u8)],
+    whose: &str,
+) -> Option<CniError> {
+    let mut routes = nl.routes(true).ok()?;
+    routes.extend(nl.routes(false).ok()?);
+    let held = routes.into_iter().find(|r| {
+        r.oif != Some(ours)
+            && wanted
+                .iter()
+                .any(|(dst, len)| r.dst == *dst && r.dst_len == *len)
+    })?;
+    let dev = held
+        .oif
+        .and_then(|i| {
+            nl.links()
+                .ok()?
+                .into_iter()
+                .find(|l| l.index == i)
+                .map(|l| l.name)
+        })
+        .unwrap_or_else(|| "another interface".into());
+    let via = held
+        .gateway
+        .map(|g| format!(" via {g}"))
+        .unwrap_or_default();
+    let msg = if held.dst_len == 0 {
+        format!(
+            "{whose} already has a default route{via} dev {dev} (another attachment): it is not \
+             taken over; give this network \"defaultRoute\": false to attach it as a \
+             secondary network"
+        )
+    } else {
+        format!(
+            "{whose} already routes {}/{}{via} dev {dev}: it is not taken over (do two \
+             networks' ranges overlap?)",
+            held.dst, held.dst_len
+        )
+    };
+    Some(CniError::new(ROUTE_TAKEN, msg))
 }
 
 /// A random locally administered unicast MAC for the pod end (what the kernel would pick),
@@ -144,6 +226,7 @@ pub fn setup(
     netns: &std::fs::File,
     netns_path: &str,
     ips: &[IpAddr],
+    routes: &[IpNet],
     mtu: u32,
 ) -> Result<CniResult> {
     let host_name = host_veth_name(a);
@@ -189,6 +272,7 @@ pub fn setup(
         index: pod_index,
         ifname: a.ifname.clone(),
         ips: ips.to_vec(),
+        routes: routes.to_vec(),
     };
     // The pod end is configured on its thread while the host side is finished here.
     pod.dispatch(job);
@@ -205,7 +289,13 @@ pub fn setup(
             .iter()
             .map(|ip| Request::add_route(*ip, host_len(ip), None, link.index))
             .collect();
-        host.batch(routes).map_err(kernel("add host route"))
+        host.batch(routes).map_err(|e| {
+            let wanted: Vec<(IpAddr, u8)> = ips.iter().map(|ip| (*ip, host_len(ip))).collect();
+            (e.raw_os_error() == Some(libc::EEXIST))
+                .then(|| route_taken(&mut host, link.index, &wanted, "the node"))
+                .flatten()
+                .unwrap_or_else(|| CniError::kernel("add host route", e))
+        })
     })();
     let pod_side = pod.finish();
     host_side.and(pod_side)?;
@@ -230,15 +320,11 @@ pub fn setup(
                 interface: Some(1),
             })
             .collect(),
-        routes: ips
+        routes: routes
             .iter()
-            .map(|ip| RouteEntry {
-                dst: if ip.is_ipv4() {
-                    "0.0.0.0/0".parse().expect("cidr")
-                } else {
-                    "::/0".parse().expect("cidr")
-                },
-                gw: Some(gateway(ip)),
+            .map(|dst| RouteEntry {
+                dst: *dst,
+                gw: Some(gateway(&dst.addr())),
             })
             .collect(),
         dns: None,
@@ -365,7 +451,12 @@ fn mismatch(what: String) -> CniError {
 }
 
 /// CHECK: the host end, its routes, the pod interface, addresses and default routes exist.
-pub fn check(a: &Attachment, netns: &std::fs::File, ips: &[IpAddr]) -> Result<()> {
+pub fn check(
+    a: &Attachment,
+    netns: &std::fs::File,
+    ips: &[IpAddr],
+    routes: &[IpNet],
+) -> Result<()> {
     let host_name = host_veth_name(a);
     let mut host = Netlink::open().map_err(kernel("open netlink"))?;
     let link = host
@@ -391,6 +482,7 @@ pub fn check(a: &Attachment, netns: &std::fs::File, ips: &[IpAddr]) -> Result<()
     }
     let ifname = a.ifname.clone();
     let pod_ips = ips.to_vec();
+    let pod_routes = routes.to_vec();
     run_in(netns.as_fd(), move || {
         let mut pod = Netlink::open().map_err(kernel("open netlink in pod"))?;
         let link = pod
@@ -409,16 +501,23 @@ pub fn check(a: &Attachment, netns: &std::fs::File, ips: &[IpAddr]) -> Result<()
                     "pod address {ip} is missing from {ifname}"
                 )));
             }
+        }
+        for dst in &pod_routes {
+            let gw = gateway(&dst.addr());
             let routes = pod
-                .routes(ip.is_ipv4())
+                .routes(dst.addr().is_ipv4())
                 .map_err(kernel("list pod routes"))?;
             if !routes.iter().any(|r| {
-                r.dst_len == 0 && r.gateway == Some(gateway(ip)) && r.oif == Some(link.index)
+                r.dst == dst.addr()
+                    && r.dst_len == dst.prefix_len()
+                    && r.gateway == Some(gw)
+                    && r.oif == Some(link.index)
             }) {
-                return Err(mismatch(format!(
-                    "pod default route via {} is missing",
-                    gateway(ip)
-                )));
+                return Err(mismatch(if dst.prefix_len() == 0 {
+                    format!("pod default route via {gw} dev {ifname} is missing")
+                } else {
+                    format!("pod route {dst} via {gw} dev {ifname} is missing")
+                }));
             }
         }
         Ok(())

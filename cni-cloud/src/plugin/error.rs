@@ -32,6 +32,9 @@ pub const STATE_IO: u32 = 103;
 pub const CHECK_FAILED: u32 = 104;
 /// Ours: the host-side veth name is already taken by another interface.
 pub const HOST_NAME_TAKEN: u32 = 105;
+/// Ours: a route the attachment needs is already held by another interface — the pod's
+/// default route by another attachment, or the node's route to the address. Never taken over.
+pub const ROUTE_TAKEN: u32 = 106;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CniError {

@@ -119,24 +119,41 @@ pub const MAX_POOL: u128 = 1 << 16;
 /// The candidate addresses of a range set, in order: each subnet without its network address
 /// (and, for IPv4, its broadcast), narrowed by rangeStart/rangeEnd, capped at `MAX_POOL`.
 fn spans(set: &[Range]) -> Vec<(u128, u128, bool)> {
+    set.iter().filter_map(span).collect()
+}
+
+/// The addresses a range hands out, first and last (None when it hands out none).
+fn span(r: &Range) -> Option<(u128, u128, bool)> {
+    let v4 = r.subnet.addr().is_ipv4();
+    let net = to_u128(r.subnet.network());
+    let last = to_u128(r.subnet.broadcast());
+    let mut lo = net + 1;
+    let mut hi = if v4 { last - 1 } else { last };
+    if let Some(s) = r.start {
+        lo = lo.max(to_u128(s));
+    }
+    if let Some(e) = r.end {
+        hi = hi.min(to_u128(e));
+    }
+    hi = hi.min(lo.saturating_add(MAX_POOL - 1));
+    (lo <= hi).then_some((lo, hi, v4))
+}
+
+/// The ranges of a set as an operator reads them: `10.244.7.10–10.244.7.49 in 10.244.7.0/24`
+/// (what is handed out, in which subnet), comma separated.
+pub fn describe_set(set: &[Range]) -> String {
     set.iter()
-        .map(|r| {
-            let v4 = r.subnet.addr().is_ipv4();
-            let net = to_u128(r.subnet.network());
-            let last = to_u128(r.subnet.broadcast());
-            let mut lo = net + 1;
-            let mut hi = if v4 { last - 1 } else { last };
-            if let Some(s) = r.start {
-                lo = lo.max(to_u128(s));
-            }
-            if let Some(e) = r.end {
-                hi = hi.min(to_u128(e));
-            }
-            hi = hi.min(lo.saturating_add(MAX_POOL - 1));
-            (lo, hi, v4)
+        .map(|r| match span(r) {
+            Some((lo, hi, v4)) => format!(
+                "{}\u{2013}{} in {}",
+                from_u128(lo, v4),
+                from_u128(hi, v4),
+                r.subnet
+            ),
+            None => format!("no address in {}", r.subnet),
         })
-        .filter(|(lo, hi, _)| lo <= hi)
-        .collect()
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn to_u128(ip: IpAddr) -> u128 {
@@ -247,10 +264,9 @@ impl Locked<'_> {
                 return Ok(ip);
             }
         }
-        let subnets: Vec<String> = set.iter().map(|r| r.subnet.to_string()).collect();
         Err(CniError::new(
             RANGE_EXHAUSTED,
-            format!("no free address in {}", subnets.join(", ")),
+            format!("no free address in {}", describe_set(set)),
         ))
     }
 
@@ -444,6 +460,30 @@ mod tests {
         assert_eq!(
             l.allocate(&att("c"), &sets).unwrap(),
             vec!["10.0.0.1".parse::<IpAddr>().unwrap()]
+        );
+    }
+
+    #[test]
+    fn exhaustion_names_the_full_range_not_just_the_subnet() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path(), "n", Duration::from_secs(5));
+        let l = store.lock().unwrap();
+        let sets = vec![vec![Range {
+            subnet: "10.244.7.0/24".parse().unwrap(),
+            start: Some("10.244.7.10".parse().unwrap()),
+            end: Some("10.244.7.11".parse().unwrap()),
+        }]];
+        l.allocate(&att("a"), &sets).unwrap();
+        l.allocate(&att("b"), &sets).unwrap();
+        let err = l.allocate(&att("c"), &sets).unwrap_err();
+        assert_eq!(err.code, RANGE_EXHAUSTED);
+        assert_eq!(
+            err.msg,
+            "no free address in 10.244.7.10\u{2013}10.244.7.11 in 10.244.7.0/24"
+        );
+        assert_eq!(
+            describe_set(&[set("10.0.0.0/30"), set("10.0.1.0/24")].concat()),
+            "10.0.0.1\u{2013}10.0.0.2 in 10.0.0.0/30, 10.0.1.1\u{2013}10.0.1.254 in 10.0.1.0/24"
         );
     }
 

@@ -105,7 +105,8 @@ fn add(env: &Env, conf: &NetConf) -> Result<String> {
         // The lock covers only the store; the kernel work runs unlocked so parallel ADDs
         // overlap.
         let ips = store.lock()?.allocate(a, &conf.ranges)?;
-        datapath::setup(a, pod, &netns, netns_path, &ips, conf.mtu).inspect_err(|e| {
+        let routes = pod_routes(conf, &ips);
+        datapath::setup(a, pod, &netns, netns_path, &ips, &routes, conf.mtu).inspect_err(|e| {
             // Undo: nothing of a failed ADD may linger (the runtime may never send DEL). A
             // host interface that was there before this ADD is not ours to remove.
             if e.code != error::HOST_NAME_TAKEN {
@@ -173,7 +174,31 @@ fn check(env: &Env, conf: &NetConf) -> Result<()> {
             format!("reserved address {ip} is not in prevResult"),
         ));
     }
-    datapath::check(a, &netns, &reserved)
+    datapath::check(a, &netns, &reserved, &pod_routes(conf, &reserved))
+}
+
+/// The pod's routes through this attachment (each via its family's link-local gateway): the
+/// default route for the primary attachment; for a secondary one (`"defaultRoute": false`)
+/// the subnets of its ranges, so it never competes for the primary's default route.
+fn pod_routes(conf: &NetConf, ips: &[IpAddr]) -> Vec<ipnet::IpNet> {
+    let mut routes = Vec::new();
+    for ip in ips {
+        if conf.default_route {
+            routes.push(if ip.is_ipv4() {
+                "0.0.0.0/0".parse().expect("cidr")
+            } else {
+                "::/0".parse().expect("cidr")
+            });
+        } else {
+            for range in conf.ranges.iter().flatten() {
+                if range.subnet.addr().is_ipv4() == ip.is_ipv4() && !routes.contains(&range.subnet)
+                {
+                    routes.push(range.subnet);
+                }
+            }
+        }
+    }
+    routes
 }
 
 fn gc(conf: &NetConf) -> Result<()> {
@@ -207,13 +232,9 @@ fn status(conf: &NetConf) -> Result<()> {
     let store = Store::new(&conf.data_dir, &conf.name, conf.lock_timeout);
     let free = store.lock()?.free_per_set(&conf.ranges)?;
     if let Some(i) = free.iter().position(|f| *f == 0) {
-        let subnets: Vec<String> = conf.ranges[i]
-            .iter()
-            .map(|r| r.subnet.to_string())
-            .collect();
         return Err(CniError::new(
             NOT_AVAILABLE,
-            format!("no free address in {}", subnets.join(", ")),
+            format!("no free address in {}", ipam::describe_set(&conf.ranges[i])),
         ));
     }
     Ok(())

@@ -29,7 +29,8 @@ use netlink_packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
 };
 use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteProtocol, RouteScope,
+    RouteType,
 };
 
 const NLMSG_ERROR: u16 = 2;
@@ -152,11 +153,25 @@ impl Request {
     }
 
     /// A route in the main table: `dst/dst_len` out of `oif`, via `gateway` if given, else
-    /// scope link.
+    /// scope link. Created exclusively: a route to the same destination that is already
+    /// there (another attachment's default route, the host's route to an address) is never
+    /// replaced; the kernel answers EEXIST.
     pub fn add_route(dst: IpAddr, dst_len: u8, gateway: Option<IpAddr>, oif: u32) -> Self {
         Self::new(
             RouteNetlinkMessage::NewRoute(route_message(dst, dst_len, gateway, oif)),
-            NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
+            NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+        )
+    }
+
+    /// [`Request::add_route`] via a gateway that is on the link without a route to it
+    /// (`onlink`): a secondary attachment reaches 169.254.1.1 without claiming the
+    /// pod-wide route to it that the primary attachment holds.
+    pub fn add_route_onlink(dst: IpAddr, dst_len: u8, gateway: IpAddr, oif: u32) -> Self {
+        let mut m = route_message(dst, dst_len, Some(gateway), oif);
+        m.header.flags = RouteFlags::Onlink;
+        Self::new(
+            RouteNetlinkMessage::NewRoute(m),
+            NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
         )
     }
 
@@ -172,9 +187,11 @@ impl Request {
         }));
         m.attributes
             .push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
+        // Exclusive like routes: the entry is created on a new interface, so one already
+        // there is not ours.
         Self::new(
             RouteNetlinkMessage::NewNeighbour(m),
-            NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
+            NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
         )
     }
 
@@ -769,6 +786,26 @@ mod tests {
                 .any(|a| matches!(a, RouteAttribute::Destination(_))),
             "a default route carries no destination"
         );
+        let flags = u16::from_ne_bytes(bytes[6..8].try_into().unwrap());
+        assert_eq!(
+            flags & (NLM_F_EXCL | NLM_F_REPLACE),
+            NLM_F_EXCL,
+            "routes are created exclusively, never replacing another's"
+        );
+        let bytes = Request::add_route_onlink(
+            "10.0.0.0".parse().unwrap(),
+            24,
+            "169.254.1.1".parse().unwrap(),
+            3,
+        )
+        .encode(1);
+        let RouteNetlinkMessage::NewRoute(r) = decode(&bytes) else {
+            panic!("not a route message");
+        };
+        assert!(r.header.flags.contains(RouteFlags::Onlink));
+        let bytes = Request::add_neighbour(3, "169.254.1.1".parse().unwrap(), [0xee; 6]).encode(1);
+        let flags = u16::from_ne_bytes(bytes[6..8].try_into().unwrap());
+        assert_eq!(flags & (NLM_F_EXCL | NLM_F_REPLACE), NLM_F_EXCL);
         let bytes = Request::add_addr(3, "fe80::1".parse().unwrap(), 64).encode(2);
         let RouteNetlinkMessage::NewAddress(a) = decode(&bytes) else {
             panic!("not an address message");
