@@ -73,7 +73,11 @@ async fn nodes_come_and_go_through_storms_and_glitches() {
     let provider = Arc::new(AwsProvider::new(aws).await.unwrap());
 
     let stop = CancellationToken::new();
-    let watch = nodes::start(client.clone(), Duration::from_millis(50), stop.clone());
+    let watch = nodes::start(
+        client.clone(),
+        nodes::Publish::new(Duration::from_millis(50), Duration::from_millis(500)),
+        stop.clone(),
+    );
     let mut synced = watch.synced.clone();
     synced.wait_for(|s| *s).await.unwrap();
     let writer = Arc::new(status::KubeStatusWriter::new(

@@ -158,7 +158,11 @@ async fn status_written_once_with_events_and_watch_survives_cuts_and_410() {
     mock.upsert_node(node("n1", "100.64.1.0/24")).unwrap();
     mock.upsert_node(node("n2", "100.64.2.0/24")).unwrap();
     let shutdown = CancellationToken::new();
-    let watch = nodes::start(client.clone(), Duration::from_millis(50), shutdown.clone());
+    let watch = nodes::start(
+        client.clone(),
+        nodes::Publish::new(Duration::from_millis(50), Duration::from_millis(500)),
+        shutdown.clone(),
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     while !(watch.snapshots.borrow().authoritative && watch.snapshots.borrow().nodes.len() == 2) {
         assert!(Instant::now() < deadline, "initial list never arrived");

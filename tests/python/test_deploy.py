@@ -144,7 +144,9 @@ def test_overlay_renders_and_every_object_is_valid_kubernetes(overlay):
     ), kinds
     for doc in docs:
         if doc["kind"] not in ("Namespace", "ClusterRole", "ClusterRoleBinding"):
-            assert doc["metadata"].get("namespace") == NAMESPACE, doc["metadata"]
+            # The one exception: Node Events are filed in "default", so is their Role.
+            expected = "default" if doc["metadata"]["name"] == "cni-cloud-controller-node-events" else NAMESPACE
+            assert doc["metadata"].get("namespace") == expected, doc["metadata"]
 
 
 def test_validation_catches_a_broken_object():
@@ -390,15 +392,11 @@ def rules_of(role):
 def test_rbac_is_exactly_least_privilege(overlay):
     docs = rendered(overlay)
     controller = one(docs, "ClusterRole", "cni-cloud-controller")
+    # Cluster-wide: only what a watch of Nodes and the status patch need.
     assert rules_of(controller) == {
-        ("", "nodes", "get"),
         ("", "nodes", "list"),
         ("", "nodes", "watch"),
         ("", "nodes/status", "patch"),
-        ("events.k8s.io", "events", "create"),
-        ("events.k8s.io", "events", "patch"),
-        ("", "events", "create"),
-        ("", "events", "patch"),
     }
     lease_role = one(docs, "Role", "cni-cloud-controller-leader-election")
     assert lease_role["metadata"]["namespace"] == NAMESPACE
@@ -406,12 +404,22 @@ def test_rbac_is_exactly_least_privilege(overlay):
         ("coordination.k8s.io", "leases", "get"),
         ("coordination.k8s.io", "leases", "create"),
         ("coordination.k8s.io", "leases", "update"),
+        # The deletion guard's Event, about the Lease.
+        ("events.k8s.io", "events", "create"),
+        ("events.k8s.io", "events", "patch"),
+    }
+    # Node Events are filed in "default" (Nodes are cluster-scoped): a Role there only.
+    node_events = one(docs, "Role", "cni-cloud-controller-node-events")
+    assert node_events["metadata"]["namespace"] == "default"
+    assert rules_of(node_events) == {
+        ("events.k8s.io", "events", "create"),
+        ("events.k8s.io", "events", "patch"),
     }
     installer = one(docs, "ClusterRole", "cni-cloud-node")
     assert rules_of(installer) == {("", "nodes", "get")}
 
     roles = [d for d in docs if d["kind"] in ("Role", "ClusterRole")]
-    assert len(roles) == 3, [r["metadata"]["name"] for r in roles]
+    assert len(roles) == 4, [r["metadata"]["name"] for r in roles]
     for role in roles:
         for rule in role["rules"]:
             assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"], rule
@@ -430,6 +438,10 @@ def test_rbac_is_exactly_least_privilege(overlay):
             [("ServiceAccount", "cni-cloud-controller")],
         ),
         ("ClusterRoleBinding", "cni-cloud-node"): ("cni-cloud-node", [("ServiceAccount", "cni-cloud-node")]),
+        ("RoleBinding", "cni-cloud-controller-node-events"): (
+            "cni-cloud-controller-node-events",
+            [("ServiceAccount", "cni-cloud-controller")],
+        ),
     }
 
 

@@ -8,12 +8,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::ObjectReference;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::{AlwaysLeader, NodeReport, SharedSnapshot, StatusSink};
 use crate::commands::cloud::CloudArgs;
 use crate::commands::nodes_file::NodesFileArgs;
+use crate::health::Heartbeat;
 use crate::kube::args::{KubeArgs, parse_duration};
 use crate::kube::lease::LeaseElector;
 use crate::kube::metrics::{self, Metrics, Readiness};
@@ -59,7 +61,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .context("setting up the cloud provider")?;
     let metrics = Arc::new(Metrics::new());
     metrics.track_api_counters(provider.clone());
-    let ready = Readiness::default();
+    let ready = Readiness {
+        heartbeat: Heartbeat::for_resync(args.resync),
+        ..Readiness::default()
+    };
 
     // A bad nodes file is refused before anything is served.
     let nodes_from_file = args.nodes.load()?;
@@ -104,7 +109,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let identity = args.kube.identity();
     tracing::info!(%identity, "running against the Kubernetes API");
 
-    let watch = nodes::start(client.clone(), args.kube.node_debounce, shutdown.clone());
+    let watch = nodes::start(
+        client.clone(),
+        nodes::Publish::new(args.kube.node_debounce, args.kube.node_max_delay),
+        shutdown.clone(),
+    );
     {
         let mut synced = watch.synced.clone();
         tokio::select! {
@@ -145,11 +154,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let sink: Arc<dyn StatusSink> = if args.dry_run {
         Arc::new(LogSink)
     } else {
-        Arc::new(status::KubeStatusWriter::new(
-            client.clone(),
-            watch.store.clone(),
-            &identity,
-        ))
+        Arc::new(
+            status::KubeStatusWriter::new(client.clone(), watch.store.clone(), &identity)
+                .with_guard_object(ObjectReference {
+                    api_version: Some("coordination.k8s.io/v1".into()),
+                    kind: Some("Lease".into()),
+                    namespace: Some(args.kube.lease_namespace.clone()),
+                    name: Some(args.kube.lease_name.clone()),
+                    ..Default::default()
+                }),
+        )
     };
     let mut reconciler =
         Reconciler::new(provider, config, fence, sink).with_metrics(metrics, ready);

@@ -62,9 +62,13 @@ pub struct KubeArgs {
     /// Where /metrics, /healthz and /readyz are served.
     #[arg(long, env = "CNI_CLOUD_METRICS_ADDR", default_value = "0.0.0.0:9965")]
     pub metrics_addr: SocketAddr,
-    /// Quiet period that groups bursts of Node changes into one reconcile.
-    #[arg(long, env = "CNI_CLOUD_NODE_DEBOUNCE", default_value = "500ms", value_parser = parse_duration)]
+    /// Quiet period that groups bursts of route-relevant Node changes into one reconcile.
+    #[arg(long, env = "CNI_CLOUD_NODE_DEBOUNCE", default_value = "200ms", value_parser = parse_duration)]
     pub node_debounce: Duration,
+    /// The longest a route-relevant Node change waits for a quiet period: however busy
+    /// the cluster, a new node is planned within this.
+    #[arg(long, env = "CNI_CLOUD_NODE_MAX_DELAY", default_value = "1s", value_parser = parse_duration)]
+    pub node_max_delay: Duration,
     /// Log format on stderr.
     #[arg(long, env = "CNI_CLOUD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

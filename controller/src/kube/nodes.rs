@@ -1,13 +1,16 @@
 //! Node reflector → [`NodeSnapshot`]s on a watch channel.
 //!
-//! The reflector keeps an in-memory copy of every Node (re-listing on start and after a
-//! 410); each change is projected to the fields routes depend on ([`project`]), and a new
-//! snapshot is published — debounced, and only when the projection differs, so label or
-//! heartbeat churn never wakes the reconciler.
+//! The reflector keeps an in-memory copy of every Node, stripped to what routing and the
+//! status writer read ([`strip`]), re-listing on start and after a 410. Each change is
+//! projected to the fields routes depend on ([`project`]); only a change of that
+//! projection marks the snapshot dirty, so kubelet status reports, label churn and our
+//! own condition patches never delay or wake anything. A dirty snapshot is published
+//! after a short quiet period, and never later than a bound ([`Publish`]).
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Node;
@@ -67,6 +70,52 @@ pub fn snapshot(nodes: &[Arc<Node>], synced: bool) -> NodeSnapshot {
     }
 }
 
+/// When a dirty snapshot is published: after `debounce` without another route-relevant
+/// change, and never later than `max_delay` after the first one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Publish {
+    pub debounce: Duration,
+    pub max_delay: Duration,
+}
+
+impl Publish {
+    pub fn new(debounce: Duration, max_delay: Duration) -> Self {
+        Publish {
+            debounce,
+            max_delay: max_delay.max(debounce),
+        }
+    }
+
+    /// When to publish, given when the snapshot first became dirty and when it last did.
+    pub fn due(&self, first_dirty: Instant, last_dirty: Instant) -> Instant {
+        (last_dirty + self.debounce).min(first_dirty + self.max_delay)
+    }
+}
+
+/// Keep only what routing and the status writer read: a Node in the cache costs ~1 KB
+/// instead of the ~10 KB kubelet reports (images, managedFields, capacity, info).
+pub fn strip(node: &mut Node) {
+    node.metadata.managed_fields = None;
+    node.metadata.annotations = None;
+    node.metadata.labels = None;
+    node.metadata.owner_references = None;
+    if let Some(spec) = node.spec.as_mut() {
+        spec.taints = None;
+        spec.config_source = None;
+    }
+    if let Some(status) = node.status.as_mut() {
+        let conditions = status.conditions.take().map(|cs| {
+            cs.into_iter()
+                .filter(|c| c.type_ == super::status::CONDITION)
+                .collect()
+        });
+        let addresses = status.addresses.take();
+        *status = Default::default();
+        status.conditions = conditions;
+        status.addresses = addresses;
+    }
+}
+
 /// A running node reflector.
 pub struct NodeWatch {
     pub store: Store<Node>,
@@ -75,38 +124,48 @@ pub struct NodeWatch {
     pub synced: watch::Receiver<bool>,
 }
 
-/// Start watching Nodes until `shutdown`. `debounce` groups bursts of changes.
-pub fn start(client: kube::Client, debounce: Duration, shutdown: CancellationToken) -> NodeWatch {
+/// Start watching Nodes until `shutdown`. Only changes to what routing reads (a Node's
+/// existence, uid, podCIDRs, providerID, addresses, creation time) make the snapshot
+/// dirty; kubelet heartbeats, labels and our own condition patches do not.
+pub fn start(client: kube::Client, publish: Publish, shutdown: CancellationToken) -> NodeWatch {
     let api: Api<Node> = Api::all(client);
     let (store, writer) = reflector::store();
     let (snap_tx, snap_rx) = watch::channel(SharedSnapshot::default());
     let (synced_tx, synced_rx) = watch::channel(false);
     let reader = store.clone();
     tokio::spawn(async move {
-        let stream =
-            reflector::reflector(writer, watcher::watcher(api, watcher::Config::default()))
-                .default_backoff();
+        let stream = reflector::reflector(
+            writer,
+            watcher::watcher(api, watcher::Config::default()).modify(strip),
+        )
+        .default_backoff();
         futures::pin_mut!(stream);
         let mut synced = false;
-        let mut dirty = false;
+        // uid → projection last seen, to tell route-relevant changes from the rest.
+        let mut seen: HashMap<String, ClusterNode> = HashMap::new();
+        let mut relisted: HashMap<String, ClusterNode> = HashMap::new();
+        let mut dirty: Option<(Instant, Instant)> = None;
         loop {
-            let next = if dirty {
-                // Something changed: publish after a quiet `debounce`, or sooner if the
-                // stream ends.
-                tokio::select! {
-                    ev = stream.next() => Some(ev),
-                    _ = tokio::time::sleep(debounce) => None,
-                    _ = shutdown.cancelled() => return,
+            let next = match dirty {
+                Some((first, last)) => {
+                    tokio::select! {
+                        ev = stream.next() => Some(ev),
+                        _ = tokio::time::sleep_until(publish.due(first, last).into()) => None,
+                        _ = shutdown.cancelled() => return,
+                    }
                 }
-            } else {
-                tokio::select! {
+                None => tokio::select! {
                     ev = stream.next() => Some(ev),
                     _ = shutdown.cancelled() => return,
-                }
+                },
+            };
+            let mark = |dirty: &mut Option<(Instant, Instant)>| {
+                let now = Instant::now();
+                *dirty = Some(dirty.map_or((now, now), |(first, _)| (first, now)));
             };
             match next {
                 None => {
-                    dirty = false;
+                    dirty = None;
                     let snap = snapshot(&reader.state(), synced);
                     snap_tx.send_if_modified(|cur| {
                         let changed = **cur != snap;
@@ -121,14 +180,29 @@ pub fn start(client: kube::Client, debounce: Duration, shutdown: CancellationTok
                     Event::Init => {
                         // A re-list: the snapshot is not complete until InitDone.
                         synced = false;
+                        relisted.clear();
                     }
-                    Event::InitApply(_) => {}
+                    Event::InitApply(node) => {
+                        let p = project(&node);
+                        relisted.insert(p.uid.clone(), p);
+                    }
                     Event::InitDone => {
                         synced = true;
                         let _ = synced_tx.send(true);
-                        dirty = true;
+                        seen = std::mem::take(&mut relisted);
+                        mark(&mut dirty);
                     }
-                    Event::Apply(_) | Event::Delete(_) => dirty = true,
+                    Event::Apply(node) => {
+                        let p = project(&node);
+                        if seen.get(&p.uid) != Some(&p) {
+                            seen.insert(p.uid.clone(), p);
+                            mark(&mut dirty);
+                        }
+                    }
+                    Event::Delete(node) => {
+                        seen.remove(node.metadata.uid.as_deref().unwrap_or_default());
+                        mark(&mut dirty);
+                    }
                 },
                 Some(Some(Err(e))) => {
                     tracing::warn!(error = %e, "node watch error; retrying with backoff");
@@ -171,6 +245,44 @@ mod tests {
         let mut relabeled = (*node("a", "100.64.0.0/24")).clone();
         relabeled.metadata.labels = None;
         assert_eq!(project(&relabeled), n);
+    }
+
+    #[test]
+    fn a_busy_cluster_cannot_postpone_publishing_past_the_bound() {
+        let p = Publish::new(Duration::from_millis(200), Duration::from_secs(1));
+        let t0 = Instant::now();
+        // A quiet cluster: publish a debounce after the change.
+        assert_eq!(p.due(t0, t0), t0 + Duration::from_millis(200));
+        // Changes every 20 ms forever: still published a second after the first.
+        let busy = t0 + Duration::from_millis(980);
+        assert_eq!(p.due(t0, busy), t0 + Duration::from_secs(1));
+    }
+
+    #[test]
+    fn the_cache_keeps_only_what_routing_reads() {
+        let mut n: Node = serde_json::from_value(json!({
+            "metadata": {"name": "a", "uid": "u", "resourceVersion": "7",
+                         "creationTimestamp": "2026-01-01T00:00:00Z",
+                         "labels": {"x": "y"}, "annotations": {"big": "z"},
+                         "managedFields": [{"manager": "kubelet", "operation": "Update"}]},
+            "spec": {"providerID": "aws:///us-east-1a/i-1", "podCIDRs": ["100.64.0.0/24"]},
+            "status": {"addresses": [{"type": "InternalIP", "address": "10.1.0.5"}],
+                       "images": [{"names": ["registry/image:tag"], "sizeBytes": 1}],
+                       "capacity": {"cpu": "2"},
+                       "conditions": [{"type": "Ready", "status": "True"},
+                                      {"type": "NetworkUnavailable", "status": "False"}]}
+        }))
+        .unwrap();
+        let before = project(&n);
+        strip(&mut n);
+        assert_eq!(project(&n), before, "routing reads the same");
+        assert!(n.metadata.managed_fields.is_none() && n.metadata.labels.is_none());
+        let status = n.status.as_ref().unwrap();
+        assert!(status.images.is_none() && status.capacity.is_none());
+        let conditions = status.conditions.as_ref().unwrap();
+        assert_eq!(conditions.len(), 1);
+        assert_eq!(conditions[0].type_, "NetworkUnavailable");
+        assert_eq!(n.metadata.resource_version.as_deref(), Some("7"));
     }
 
     #[test]
