@@ -204,3 +204,158 @@ fn chained_after_a_previous_plugin_extends_its_result() {
     cni(&node, &Call::new("CHECK", &id, "eth0", &pod.path()), &chk).ok();
     cni(&node, &Call::new("DEL", &id, "eth0", &pod.path()), &chk).ok();
 }
+
+/// libcni's AddNetworkList up to the first failing plugin: (results, the failure).
+fn add_until_failure(rt: &Runtime, id: &str, netns: &str) -> Option<Reply> {
+    let mut prev: Option<Value> = None;
+    for p in rt.list["plugins"].as_array().unwrap() {
+        let c = plugin_conf(&rt.list, p, prev.as_ref(), &rt.runtime);
+        let r = raw(
+            rt.node,
+            &plugin_binary(p),
+            &Call::new("ADD", id, "eth0", netns),
+            &[],
+            c.to_string().as_bytes(),
+        );
+        if r.exit != 0 {
+            return Some(r);
+        }
+        prev = Some(r.ok());
+    }
+    None
+}
+
+/// libcni's DelNetworkList: plugins in reverse, stopping at the first that fails (libcni
+/// 1.1 and 1.2 both do). The failure, if any.
+fn del_like_libcni(rt: &Runtime, id: &str, netns: &str) -> Option<Reply> {
+    let mut plugins = rt.list["plugins"].as_array().unwrap().clone();
+    plugins.reverse();
+    for p in &plugins {
+        let c = plugin_conf(&rt.list, p, None, &rt.runtime);
+        let r = raw(
+            rt.node,
+            &plugin_binary(p),
+            &Call::new("DEL", id, "eth0", netns),
+            &[],
+            c.to_string().as_bytes(),
+        );
+        if r.exit != 0 {
+            return Some(r);
+        }
+    }
+    None
+}
+
+/// The conflist `cni-cloud install --portmap` writes on this node (its versions cut to what
+/// the reference portmap serves), run at the version each libcni picks from it: a chain
+/// whose portmap fails the ADD leaves nothing behind once the runtime has DELeted it. And
+/// the control: a list offering a version portmap does not serve (what the pre-flight now
+/// refuses) strands cni-cloud's attachment, because libcni's DEL stops at portmap.
+#[test]
+fn a_chain_failing_on_add_leaves_nothing_after_the_runtimes_del() {
+    if !ready(&["ip", "iptables", PORTMAP]) {
+        return;
+    }
+    let served: Vec<String> = {
+        let out = std::process::Command::new(PORTMAP)
+            .env("CNI_COMMAND", "VERSION")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        serde_json::from_value(v["supportedVersions"].clone()).unwrap()
+    };
+    let node = Netns::new("node");
+    let data = temp_dir();
+    let spec = cni_cloud::install::ConflistSpec {
+        network_name: "chainfail".into(),
+        cni_version: cni_cloud::install::DEFAULT_CNI_VERSION.into(),
+        cni_versions: cni_cloud::install::PLUGIN_CNI_VERSIONS
+            .iter()
+            .filter(|v| served.iter().any(|s| s == *v))
+            .map(|v| v.to_string())
+            .collect(),
+        data_dir: data.path().to_path_buf(),
+        mtu: None,
+        portmap: true,
+        pod_cidrs: vec!["10.88.0.0/24".parse().unwrap()],
+    };
+    assert_eq!(spec.validate(), Ok(()));
+    let rendered: Value = serde_json::from_slice(&spec.render()).unwrap();
+    let newest = rendered["cniVersions"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    // A hostPort iptables refuses: portmap's ADD fails after cni-cloud's succeeded.
+    let runtime =
+        json!({"portMappings": [{"hostPort": 70000, "containerPort": 80, "protocol": "tcp"}]});
+    for (libcni, picked) in [
+        ("< 1.2 (cniVersion)", rendered["cniVersion"].clone()),
+        (">= 1.2 (newest of cniVersions)", newest),
+    ] {
+        let mut list = rendered.clone();
+        list["cniVersion"] = picked.clone();
+        let rt = Runtime {
+            node: &node,
+            list,
+            runtime: runtime.clone(),
+        };
+        let pod = Netns::new("pod");
+        let id = unique("cf");
+        let failed = add_until_failure(&rt, &id, &pod.path())
+            .unwrap_or_else(|| panic!("libcni {libcni}: portmap must refuse hostPort 70000"));
+        assert!(failed.stdout.contains("70000"), "{failed:?}");
+        assert_eq!(node.host_veths().len(), 1, "cni-cloud's ADD had succeeded");
+        if let Some(r) = del_like_libcni(&rt, &id, &pod.path()) {
+            panic!("libcni {libcni} at {picked}: the runtime's DEL failed: {r:?}");
+        }
+        assert!(
+            node.host_veths().is_empty(),
+            "libcni {libcni}: {:?}",
+            node.host_veths()
+        );
+        assert_eq!(
+            state(data.path(), "chainfail"),
+            (vec![], vec![]),
+            "{libcni}"
+        );
+    }
+
+    // The control: a version the plugin speaks but portmap does not.
+    let Some(unserved) = cni_cloud::install::PLUGIN_CNI_VERSIONS
+        .iter()
+        .rev()
+        .find(|v| !served.iter().any(|s| s == *v))
+    else {
+        eprintln!("NOTE: this portmap serves every version the plugin speaks; no mismatch to show");
+        return;
+    };
+    let mut list = rendered.clone();
+    list["cniVersion"] = json!(unserved);
+    let rt = Runtime {
+        node: &node,
+        list,
+        runtime: json!({}),
+    };
+    let pod = Netns::new("pod");
+    let id = unique("cf");
+    let failed = add_until_failure(&rt, &id, &pod.path()).expect("portmap refuses the version");
+    assert!(failed.stdout.contains("incompatible"), "{failed:?}");
+    let del = del_like_libcni(&rt, &id, &pod.path()).expect("portmap refuses the DEL too");
+    assert!(del.stdout.contains("incompatible"), "{del:?}");
+    assert_eq!(
+        node.host_veths().len(),
+        1,
+        "libcni never reached cni-cloud's DEL: the attachment is stranded"
+    );
+    // Clean up what the mismatch stranded.
+    cni(&node, &Call::new("DEL", &id, "eth0", &pod.path()), &{
+        let mut c = rendered["plugins"][0].clone();
+        c["name"] = rendered["name"].clone();
+        c["cniVersion"] = json!(unserved);
+        c
+    })
+    .ok();
+}

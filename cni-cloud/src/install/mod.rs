@@ -28,7 +28,7 @@ use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use tokio::signal::unix::{SignalKind, signal};
 
-pub use conflist::{ConflistSpec, PLUGIN_CNI_VERSIONS};
+pub use conflist::{ConflistSpec, DEFAULT_CNI_VERSION, PLUGIN_CNI_VERSIONS};
 pub use error::InstallError;
 pub use masquerade::MasqueradeSpec;
 pub use options::InstallArgs;
