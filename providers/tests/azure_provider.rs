@@ -7,10 +7,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cni_cloud_mocks::arm::{ArmConfig, ArmMock, Bucket, NicSpec};
+use cni_cloud_mocks::arm::{ArmConfig, ArmMock, Bucket, NicSpec, PUBLIC_IP_JOIN, SUBNET_JOIN};
 use cni_cloud_mocks::common::RunningServer;
 use cni_cloud_providers::azure::credential::StaticToken;
-use cni_cloud_providers::azure::{AzureConfig, AzureProvider, OPERATIONS};
+use cni_cloud_providers::azure::{AzureConfig, AzureProvider, LINKED_OPERATIONS, OPERATIONS};
 use cni_cloud_providers::pacing::PacingConfig;
 use cni_cloud_providers::{
     Claim, CloudProvider, ErrorKind, ForwardingChange, NextHop, RouteChange, TableId,
@@ -45,15 +45,31 @@ async fn env(config: ArmConfig) -> Env {
 }
 
 fn provider(env: &Env, tables: &[&str], prefix: &str) -> AzureProvider {
+    provider_with_token(env, tables, prefix, "test-token")
+}
+
+fn provider_with_token(env: &Env, tables: &[&str], prefix: &str, token: &str) -> AzureProvider {
     let mut config = AzureConfig::new(SUB, tables.iter().map(|t| t.to_string()).collect(), prefix);
     config.endpoint = env.url.clone();
     config.pacing = PacingConfig {
         share: 1.0,
         time_scale: SCALE,
     };
-    AzureProvider::new(config, Arc::new(StaticToken::new("test-token"))).unwrap()
+    AzureProvider::new(config, Arc::new(StaticToken::new(token))).unwrap()
 }
 
+fn ipv4_nic(ip: &str, ip_forwarding: bool) -> NicSpec {
+    NicSpec {
+        ipv4: ip.parse().unwrap(),
+        ipv6: None,
+        ip_forwarding,
+    }
+}
+fn public_ip(name: &str) -> String {
+    format!(
+        "/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Network/publicIPAddresses/{name}"
+    )
+}
 fn net(s: &str) -> IpNet {
     s.parse().unwrap()
 }
@@ -644,6 +660,129 @@ async fn the_forwarding_check_right_after_resolution_reuses_its_nic_read() {
     );
 }
 
+/// The custom role is assigned on resources; ARM may refuse the operation-status URL (it is
+/// not under any of them). Every write must still be reported truthfully: from the resource's
+/// own provisioningState.
+#[tokio::test]
+async fn a_refused_operation_poll_falls_back_to_the_resource_provisioning_state() {
+    let env = env(ArmConfig::default()).await;
+    let table = env.mock.world().add_route_table(SUB, RG, "rt", LOC, vec![]);
+    let node = env
+        .mock
+        .world()
+        .add_vm(SUB, RG, "node-a", LOC, ipv4_nic("10.0.0.4", false));
+    env.mock
+        .world()
+        .deny("test-token", "Microsoft.Network/locations/operations/read");
+    let p = provider(&env, &["k8s/rt"], "k1");
+    let polls = |outcome: &str| {
+        env.mock
+            .stats()
+            .count("Microsoft.Network/locations/operations/read", outcome)
+    };
+    let table_reads = || {
+        env.mock
+            .stats()
+            .count("Microsoft.Network/routeTables/read", "ok")
+    };
+
+    let out = p
+        .apply(
+            &TableId(table.clone()),
+            &[create("10.244.0.0/24", "10.0.0.4")],
+        )
+        .await;
+    assert!(out[0].result.is_ok(), "{out:?}");
+    assert_eq!(
+        env.mock.world().get(&table).unwrap()["properties"]["provisioningState"],
+        "Succeeded",
+        "reported only once the write had finished"
+    );
+    assert_eq!(polls("AuthorizationFailed"), 1);
+    assert!(
+        table_reads() >= 2,
+        "the table itself was read to follow the write"
+    );
+
+    // A write that fails is reported failed through the fallback too.
+    env.mock.world().fail_next_operations(1);
+    let out = p
+        .apply(
+            &TableId(table.clone()),
+            &[create("10.244.1.0/24", "10.0.0.5")],
+        )
+        .await;
+    let err = out[0].result.as_ref().unwrap_err();
+    assert_eq!(err.code, "ProvisioningStateFailed", "{err:?}");
+    assert_eq!(env.mock.world().routes(&table).len(), 1);
+
+    // NIC forwarding follows its write the same way; the refusal is remembered, so the
+    // operation URL is not asked again.
+    let target = p
+        .resolve_nodes(std::slice::from_ref(&node.provider_id))
+        .await;
+    let target = target[&node.provider_id].as_ref().unwrap();
+    assert_eq!(
+        p.ensure_forwarding(target).await.unwrap(),
+        ForwardingChange::Enabled
+    );
+    assert_eq!(
+        env.mock.world().get(&node.nic_id).unwrap()["properties"]["provisioningState"],
+        "Succeeded"
+    );
+    assert_eq!(polls("AuthorizationFailed"), 1);
+    assert_eq!(polls("ok"), 0);
+}
+
+/// Turning forwarding on is a NIC PUT, which ARM checks against the resources the NIC links:
+/// an identity without `subnets/join/action` (or `publicIPAddresses/join/action` on a NIC
+/// with a public IP) is refused, and the provider says so instead of claiming success.
+#[tokio::test]
+async fn nic_forwarding_without_the_linked_join_actions_is_refused_and_reported() {
+    let env = env(ArmConfig::default()).await;
+    let (plain, public) = {
+        let mut w = env.mock.world();
+        let plain = w.add_vm(SUB, RG, "node-a", LOC, ipv4_nic("10.0.0.4", false));
+        let public = w.add_vm(SUB, RG, "node-b", LOC, ipv4_nic("10.0.0.5", false));
+        w.attach_public_ip(&public.nic_id, &public_ip("node-b"))
+            .unwrap();
+        w.add_route_table(SUB, RG, "rt", LOC, vec![]);
+        (plain, public)
+    };
+    let p = provider(&env, &["k8s/rt"], "k1");
+    let ids = [plain.provider_id.clone(), public.provider_id.clone()];
+    let resolved = p.resolve_nodes(&ids).await;
+    let targets: Vec<_> = ids.iter().map(|id| resolved[id].clone().unwrap()).collect();
+
+    for (token, action, refused) in [
+        ("no-subnet-join", SUBNET_JOIN, [true, true]),
+        ("no-public-ip-join", PUBLIC_IP_JOIN, [false, true]),
+    ] {
+        env.mock.world().deny(token, action);
+        let p = provider_with_token(&env, &["k8s/rt"], "k1", token);
+        for (target, refused) in targets.iter().zip(refused) {
+            let result = p.ensure_forwarding(target).await;
+            if refused {
+                let err = result.unwrap_err();
+                assert_eq!(
+                    (err.code.as_str(), err.http_status, err.kind),
+                    ("LinkedAuthorizationFailed", Some(403), ErrorKind::Permanent)
+                );
+                assert!(err.message.contains(action), "{}", err.message);
+            } else {
+                assert_eq!(result.unwrap(), ForwardingChange::Enabled);
+            }
+        }
+    }
+    assert_eq!(
+        env.mock
+            .stats()
+            .count("Microsoft.Network/networkInterfaces/write", "ok"),
+        1,
+        "only the NIC without a public IP, by the identity that may join its subnet"
+    );
+}
+
 #[tokio::test]
 async fn the_provider_calls_exactly_its_declared_operations() {
     let env = env(ArmConfig::default()).await;
@@ -675,9 +814,18 @@ async fn the_provider_calls_exactly_its_declared_operations() {
             ),
         )
     };
+    // The NIC written links its subnet and a public IP: ARM checks both join actions.
+    env.mock
+        .world()
+        .attach_public_ip(&vm.nic_id, &public_ip("node-a"))
+        .unwrap();
     let table = env.mock.world().add_route_table(SUB, RG, "rt", LOC, vec![]);
     let p = provider(&env, &["k8s/rt"], "k1");
     assert_eq!(p.operations(), OPERATIONS);
+    assert!(
+        LINKED_OPERATIONS.iter().all(|op| OPERATIONS.contains(op)),
+        "linked actions are part of what the identity must grant"
+    );
 
     let tables = p.discover_tables().await.unwrap();
     assert_eq!(tables, vec![TableId(table.clone())]);
@@ -697,15 +845,21 @@ async fn the_provider_calls_exactly_its_declared_operations() {
     let declared: BTreeSet<String> = OPERATIONS.iter().map(|s| s.to_string()).collect();
     assert_eq!(
         seen, declared,
-        "the mock saw exactly the declared operations"
+        "the mock saw exactly the declared operations (the linked ones as ARM's checks)"
     );
+    // Linked actions are checked by ARM, never called: the provider counts the rest.
     let counted: BTreeSet<String> = p
         .counters()
         .by_action()
         .keys()
         .map(|s| s.to_string())
         .collect();
-    assert_eq!(counted, declared);
+    let called: BTreeSet<String> = declared
+        .iter()
+        .filter(|op| !LINKED_OPERATIONS.contains(&op.as_str()))
+        .cloned()
+        .collect();
+    assert_eq!(counted, called);
 }
 
 #[tokio::test]

@@ -207,10 +207,50 @@ fn aws_iam_module_renders_the_policy_file() {
     );
 }
 
+/// The three custom roles of the Azure identity and where terraform assigns each: the
+/// provider's own calls on the resources it touches, ARM's linked checks of its NIC write on
+/// the resources that NIC references, and the operation-status read (the URL is under no
+/// resource) on the resource group, as Microsoft's guide to tracking asynchronous operations
+/// says tracking needs.
+const AZURE_ROLES: [(&str, &str); 3] = [
+    ("resources", "resources = var.role_scopes"),
+    ("linked", "linked = var.linked_scopes"),
+    (
+        "operation-status",
+        r#"operation-status = { "resource-group" = var.resource_group_id }"#,
+    ),
+];
+
+/// `text` with every run of whitespace one space (terraform fmt aligns `=`).
+fn squeezed(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+const AZURE_OPERATION_STATUS_READ: &str = "Microsoft.Network/locations/operations/read";
+
+fn azure_roles() -> Vec<(String, Vec<String>)> {
+    let file = read_json(AZURE_ROLE);
+    let roles = file["roles"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{AZURE_ROLE}: roles is not an object"));
+    roles
+        .iter()
+        .map(|(name, role)| {
+            assert!(
+                role["description"].as_str().is_some_and(|d| !d.is_empty()),
+                "{AZURE_ROLE} {name}: no description"
+            );
+            (name.clone(), strings(&role["actions"], name))
+        })
+        .collect()
+}
+
 #[test]
-fn azure_role_grants_exactly_the_arm_operations_the_provider_calls() {
-    let role = read_json(AZURE_ROLE);
-    let actions = strings(&role["actions"], AZURE_ROLE);
+fn azure_roles_grant_exactly_the_arm_operations_the_provider_calls() {
+    let roles = azure_roles();
+    let names: BTreeSet<&str> = roles.iter().map(|(n, _)| n.as_str()).collect();
+    let expected: BTreeSet<&str> = AZURE_ROLES.iter().map(|(n, _)| *n).collect();
+    assert_eq!(names, expected, "{AZURE_ROLE}: roles");
+    let actions: Vec<String> = roles.iter().flat_map(|(_, a)| a.clone()).collect();
     for action in &actions {
         assert!(
             !action.contains('*'),
@@ -221,6 +261,7 @@ fn azure_role_grants_exactly_the_arm_operations_the_provider_calls() {
             "{AZURE_ROLE}: {action:?} is outside Microsoft.Network / Microsoft.Compute"
         );
     }
+    // Each action in one role only: the role decides where it is granted.
     let granted = unique_set(&actions, AZURE_ROLE);
     assert_same(
         &granted,
@@ -228,21 +269,46 @@ fn azure_role_grants_exactly_the_arm_operations_the_provider_calls() {
         AZURE_ROLE,
         "cni_cloud_providers::azure::OPERATIONS",
     );
+    let role = |name: &str| {
+        let actions = &roles.iter().find(|(n, _)| n == name).expect("role").1;
+        unique_set(actions, name)
+    };
+    assert_same(
+        &role("linked"),
+        cni_cloud_providers::azure::LINKED_OPERATIONS,
+        "the linked role",
+        "cni_cloud_providers::azure::LINKED_OPERATIONS",
+    );
+    assert_same(
+        &role("operation-status"),
+        &[AZURE_OPERATION_STATUS_READ],
+        "the operation-status role",
+        "the operation-status read",
+    );
 }
 
-/// The JSON file is what Terraform uses: the role definition takes its actions, grants no
-/// data actions, and is assignable only inside the cluster's resource group.
+/// The JSON file is what Terraform uses: one role definition per role with its actions,
+/// no data actions, assignable only inside the cluster's resource group, and each role
+/// assigned only where it belongs.
 #[test]
 fn azure_identity_module_uses_the_role_file() {
-    let main = read(AZURE_IDENTITY_MAIN);
+    let main = squeezed(&read(AZURE_IDENTITY_MAIN));
     for needle in [
-        r#"jsondecode(file("${path.module}/role-actions.json")).actions"#,
-        "actions     = local.actions",
+        r#"jsondecode(file("${path.module}/role-actions.json")).roles"#,
+        "for_each = local.roles",
+        "actions = each.value.actions",
         "assignable_scopes = [var.resource_group_id]",
+        "role_definition_id = azurerm_role_definition.controller[each.value.role].role_definition_resource_id",
     ] {
         assert!(
             main.contains(needle),
             "{AZURE_IDENTITY_MAIN} lacks {needle:?}"
+        );
+    }
+    for (role, scopes) in AZURE_ROLES {
+        assert!(
+            main.contains(scopes),
+            "{AZURE_IDENTITY_MAIN}: role {role} must be assigned by {scopes:?}"
         );
     }
     assert!(

@@ -271,15 +271,26 @@ def test_azure_route_table_nics_and_role_scopes():
     assert one(one(vm["identity"])["identity_ids"]) == ["${var.identity_id}"]
     identity = {(t, n): b for t, n, b in module_resources(TF / "azure" / "modules" / "identity")}
     assignment = identity[("azurerm_role_assignment", "controller")]
-    assert one(assignment["scope"]) == "${each.value}"
-    # The example assigns the role on the route table, the NICs and the VMs: nothing broader.
+    assert one(assignment["scope"]) == "${each.value.scope}"
+    # The example assigns the resources role on the route table, the NICs and the VMs, and
+    # the linked role (join) on what those NICs reference: the subnet and the public IPs.
+    # Nothing broader (the operation-status role is the identity module's, on the group).
     example = (TF / "azure" / "examples" / "test-env" / "main.tf").read_text()
-    scopes = example[example.index("role_scopes = merge("):]
-    scopes = scopes[: scopes.index("\n  )\n")]
-    assert re.findall(r"module\.\w+\.\w+", scopes) == [
-        "module.network.route_table_id", "module.cluster.nic_ids", "module.cluster.vm_ids",
-    ], scopes
-    assert "resource_group" not in scopes and "subscription" not in scopes
+
+    def wired(name):
+        scopes = example[example.index(f"{name} = merge("):]
+        scopes = scopes[: scopes.index("\n  )\n")]
+        assert "resource_group" not in scopes and "subscription" not in scopes
+        return re.findall(r"module\.\w+\.\w+", scopes)
+
+    assert wired("role_scopes") == ["module.network.route_table_id", "module.cluster.nic_ids", "module.cluster.vm_ids"]
+    assert wired("linked_scopes") == ["module.network.subnet_id", "module.cluster.public_ip_ids"]
+    # Every public IP a node NIC links is in public_ip_ids.
+    outputs = dict(blocks(parse(TF / "azure" / "modules" / "cluster" / "outputs.tf"), "output"))
+    assert "azurerm_public_ip.control_plane" in one(outputs["public_ip_ids"]["value"])
+    assert one(one(nic["ip_configuration"])["public_ip_address_id"]).count("azurerm_public_ip.control_plane") == 1
+    main = (TF / "azure" / "modules" / "identity" / "main.tf").read_text()
+    assert re.search(r'operation-status = \{ "resource-group" = var\.resource_group_id \}', main)
 
 
 def test_azure_nsg_rules_are_written_per_address_family():

@@ -220,7 +220,7 @@ def test_a_control_plane_without_the_deploy_files_fails_the_plan(tmp_path):
 REQUIRED = {
     "cloud": "aws", "role": "worker", "kubernetes_version": "1.33.5", "join_token": TOKEN,
     "availability_zones": ["eu-west-1a"], "cluster_cidrs": ["10.244.0.0/16"], "vpc_cidrs": ["10.0.0.0/16"],
-    "subnet_ids": {"eu-west-1a": "subnet-1"}, "role_scopes": {}, "route_table_ids": [],
+    "subnet_ids": {"eu-west-1a": "subnet-1"},
 }
 MODULES_WITH_CLUSTER_NAME = sorted(
     d for d in list((TF / "aws" / "modules").iterdir()) + list((TF / "azure" / "modules").iterdir())
@@ -243,11 +243,14 @@ def variables_only(module_dir, workdir, locals_from_main=False, outputs=None):
 
 
 def required_values(module_dir, **given):
+    """A value for every required variable: REQUIRED's, or an empty one of its type."""
+    empty = {"list": [], "map": {}, "set": [], "number": 1, "bool": True}
     values = {}
     for entry in tfs_hcl_variables(module_dir):
         for name, body in entry.items():
             if "default" not in body:
-                values[name] = REQUIRED.get(name, "x")
+                kind = re.match(r"\$\{(\w+)", str(body["type"][0] if isinstance(body["type"], list) else body["type"]))
+                values[name] = REQUIRED.get(name, empty.get(kind.group(1) if kind else "", "x"))
     values.update(given)
     return values
 

@@ -67,5 +67,10 @@ module "identity" {
     { for k, id in module.cluster.nic_ids : "nic-${k}" => id },
     { for k, id in module.cluster.vm_ids : "vm-${k}" => id },
   )
+  # What those NICs reference, which ARM checks (join) when the controller writes a NIC.
+  linked_scopes = merge(
+    { "subnet" = module.network.subnet_id },
+    { for k, id in module.cluster.public_ip_ids : "public-ip-${k}" => id },
+  )
   tags = local.tags
 }

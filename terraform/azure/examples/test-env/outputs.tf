@@ -24,6 +24,6 @@ output "identity_client_id" {
 }
 
 output "role_actions" {
-  description = "The custom role's actions."
+  description = "Every action the controller's custom roles grant."
   value       = module.identity.actions
 }

@@ -13,6 +13,11 @@ output "control_plane_private_ip" {
   value       = azurerm_network_interface.node["control-plane"].private_ip_address
 }
 
+output "public_ip_ids" {
+  description = "Public IP resource id per node key (only the control plane's, with control_plane_public_ip): NICs link them, so the controller's identity needs join on them."
+  value       = { for ip in azurerm_public_ip.control_plane : "control-plane" => ip.id }
+}
+
 output "control_plane_public_ip" {
   description = "Public IP of the control plane (null without control_plane_public_ip)."
   value       = one(azurerm_public_ip.control_plane[*].ip_address)

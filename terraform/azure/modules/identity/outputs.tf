@@ -13,12 +13,12 @@ output "principal_id" {
   value       = azurerm_user_assigned_identity.controller.principal_id
 }
 
-output "role_definition_id" {
-  description = "Resource id of the custom role."
-  value       = azurerm_role_definition.controller.role_definition_resource_id
+output "role_definition_ids" {
+  description = "Resource id of each custom role (resources, linked, operation-status)."
+  value       = { for role, definition in azurerm_role_definition.controller : role => definition.role_definition_resource_id }
 }
 
 output "actions" {
-  description = "The custom role's actions."
+  description = "Every action the custom roles grant (sorted)."
   value       = local.actions
 }

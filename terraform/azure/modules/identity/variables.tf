@@ -25,7 +25,12 @@ variable "location" {
 }
 
 variable "role_scopes" {
-  description = "Where the role is assigned, by a static key (e.g. route-table, nic-worker-0, vm-worker-0 => resource id): the route tables, and the nodes' NICs and VMs."
+  description = "Where the resources role (route table, NIC, VM reads and writes) is assigned, by a static key (e.g. route-table, nic-worker-0, vm-worker-0 => resource id): the route tables, and the nodes' NICs and VMs."
+  type        = map(string)
+}
+
+variable "linked_scopes" {
+  description = "Where the linked role (subnets/join/action, publicIPAddresses/join/action: ARM checks them when the controller writes a NIC) is assigned, by a static key (e.g. subnet, public-ip-control-plane => resource id): the node subnets and the NICs' public IPs."
   type        = map(string)
 }
 
