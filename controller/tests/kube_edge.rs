@@ -240,13 +240,156 @@ async fn status_written_once_with_events_and_watch_survives_cuts_and_410() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // An empty list (API glitch) is never authoritative.
+    // An empty list (API glitch) is published, but never as authoritative.
+    let mut snaps = watch.snapshots.clone();
     mock.empty_next_lists(1);
-    mock.close_watches();
+    // A write the node watch does not see moves the resource version on, so the cut
+    // watch's resume point is compacted away (410) and the reflector must re-list.
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "cni-cloud");
+    let lease: Lease = serde_json::from_value(json!({"metadata": {"name": "bump"}})).unwrap();
+    leases.create(&Default::default(), &lease).await.unwrap();
     mock.compact();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let snap = watch.snapshots.borrow().clone();
-    assert!(!snap.nodes.is_empty() || !snap.authoritative, "{snap:?}");
+    mock.close_watches();
+    let snap = tokio::time::timeout(
+        Duration::from_secs(10),
+        snaps.wait_for(|s| s.nodes.is_empty()),
+    )
+    .await
+    .expect("the reflector published the empty relist")
+    .unwrap()
+    .clone();
+    assert!(snap.listed);
+    assert!(!snap.authoritative, "{snap:?}");
+    shutdown.cancel();
+}
+
+fn routed(node: &str, uid: &str) -> NodeReport {
+    NodeReport {
+        node: node.into(),
+        uid: uid.into(),
+        status: NodeRouteStatus::Routed,
+    }
+}
+
+fn condition_status(mock: &KubeMock, name: &str) -> Option<String> {
+    let n = mock.node(name)?;
+    n["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "NetworkUnavailable")
+        .and_then(|c| c["status"].as_str().map(str::to_owned))
+}
+
+async fn wait_for_condition(
+    mock: &KubeMock,
+    name: &str,
+    store_sees: impl Fn() -> bool,
+    want: &str,
+) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(condition_status(mock, name).as_deref() == Some(want) && store_sees()) {
+        assert!(Instant::now() < deadline, "{name} never became {want}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_leader_back_after_another_wrote_corrects_the_node_and_recreated_nodes_are_new() {
+    let (mock, _server, client) =
+        start(KubeMockConfig::from_deploy_dir(deploy_base()).unwrap()).await;
+    mock.upsert_node(node("n1", "100.64.1.0/24")).unwrap();
+    let shutdown = CancellationToken::new();
+    let watch = nodes::start(
+        client.clone(),
+        nodes::Publish::new(Duration::from_millis(20), Duration::from_millis(100)),
+        shutdown.clone(),
+    );
+    let mut synced = watch.synced.clone();
+    synced.wait_for(|s| *s).await.unwrap();
+    let uid = mock.node("n1").unwrap()["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let store_has = |want: &'static str| {
+        let store = watch.store.clone();
+        move || {
+            store
+                .get(&kube::runtime::reflector::ObjectRef::new("n1"))
+                .and_then(|n| status::current_condition(&n).map(|c| c.status == want))
+                .unwrap_or(false)
+        }
+    };
+
+    // A writes False; B (another replica) then writes True; A leads again.
+    let a = status::KubeStatusWriter::new(client.clone(), watch.store.clone(), "replica-a");
+    let b = status::KubeStatusWriter::new(client.clone(), watch.store.clone(), "replica-b");
+    a.publish(&[routed("n1", &uid)]).await;
+    wait_for_condition(&mock, "n1", store_has("False"), "False").await;
+    b.publish(&[NodeReport {
+        node: "n1".into(),
+        uid: uid.clone(),
+        status: NodeRouteStatus::Pending {
+            reason: "route missing".into(),
+        },
+    }])
+    .await;
+    wait_for_condition(&mock, "n1", store_has("True"), "True").await;
+    a.leadership_gained().await;
+    a.publish(&[routed("n1", &uid)]).await;
+    assert_eq!(
+        condition_status(&mock, "n1").as_deref(),
+        Some("False"),
+        "A must correct what B wrote"
+    );
+    // Even without the leadership reset, A compares with the Node as it is now.
+    b.publish(&[NodeReport {
+        node: "n1".into(),
+        uid: uid.clone(),
+        status: NodeRouteStatus::Pending {
+            reason: "route missing".into(),
+        },
+    }])
+    .await;
+    wait_for_condition(&mock, "n1", store_has("True"), "True").await;
+    a.publish(&[routed("n1", &uid)]).await;
+    assert_eq!(condition_status(&mock, "n1").as_deref(), Some("False"));
+
+    // The Node is deleted and recreated under the same name (no condition): A writes it.
+    mock.delete_node("n1").unwrap();
+    mock.upsert_node(node("n1", "100.64.1.0/24")).unwrap();
+    let uid2 = mock.node("n1").unwrap()["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(uid, uid2);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while watch
+        .store
+        .get(&kube::runtime::reflector::ObjectRef::new("n1"))
+        .and_then(|n| n.metadata.uid.clone())
+        != Some(uid2.clone())
+    {
+        assert!(Instant::now() < deadline, "reflector never saw the new n1");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A report about the old incarnation writes nothing to the new one.
+    let patches = mock.stats().count("patch nodes/status", "200");
+    a.publish(&[routed("n1", &uid)]).await;
+    assert_eq!(mock.stats().count("patch nodes/status", "200"), patches);
+    a.publish(&[routed("n1", &uid2)]).await;
+    assert_eq!(condition_status(&mock, "n1").as_deref(), Some("False"));
+
+    // A failed read (Unknown) never writes.
+    let patches = mock.stats().count("patch nodes/status", "200");
+    a.publish(&[NodeReport {
+        node: "n1".into(),
+        uid: uid2.clone(),
+        status: NodeRouteStatus::Unknown {
+            reason: "DescribeInstances throttled".into(),
+        },
+    }])
+    .await;
+    assert_eq!(mock.stats().count("patch nodes/status", "200"), patches);
     shutdown.cancel();
 }
 
