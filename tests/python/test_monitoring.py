@@ -503,7 +503,8 @@ def test_rendered_component_is_valid_kubernetes(tmp_path, overlay, kv_with_crds)
                 kv.validate(doc, version, strict=True)
             except kv.ValidationError as err:
                 pytest.fail(f"{doc['kind']}/{doc['metadata']['name']} invalid for {version}: {err}")
-        assert doc["metadata"].get("namespace") in (deploy_checks.NAMESPACE, None), doc["metadata"]
+    for doc in added:
+        assert doc["metadata"]["namespace"] == deploy_checks.NAMESPACE, doc["metadata"]
 
     by_kind = {d["kind"]: d for d in added}
     rule = by_kind["PrometheusRule"]

@@ -38,6 +38,11 @@ pub struct KubeSummary {
     pub duplicate_mutations: u64,
     /// Nodes whose NetworkUnavailable matches the cloud's verified state.
     pub nodes_condition_correct: u64,
+    /// When the Lease changed hands and when the leader was killed (`--plot`).
+    #[serde(skip)]
+    pub leader_changes_unix_ms: Vec<u128>,
+    #[serde(skip)]
+    pub leader_killed_unix_ms: Option<u128>,
 }
 
 struct Replica {
@@ -257,6 +262,16 @@ pub async fn run(
     let log = kube.lease_log();
     let holders: Vec<&str> = log.iter().filter_map(|w| w.holder.as_deref()).collect();
     let leader_changes = holders.windows(2).filter(|w| w[0] != w[1]).count() as u64;
+    let mut leader_changes_unix_ms = Vec::new();
+    let mut previous: Option<&str> = None;
+    for w in &log {
+        if let Some(h) = w.holder.as_deref() {
+            if previous.is_some_and(|p| p != h) {
+                leader_changes_unix_ms.push(w.at_unix_ms);
+            }
+            previous = Some(h);
+        }
+    }
     let lease_takeover_seconds = kill.and_then(|(kill_ms, _)| {
         let w = log
             .iter()
@@ -288,6 +303,8 @@ pub async fn run(
             failover_bound_seconds: (timing.duration + timing.retry_period).as_secs_f64(),
             duplicate_mutations,
             nodes_condition_correct: correct,
+            leader_changes_unix_ms,
+            leader_killed_unix_ms: kill.map(|(ms, _)| ms),
         },
         quota_reported,
         state,

@@ -7,6 +7,7 @@ mod aws;
 mod azure;
 mod cluster;
 mod kube_mode;
+mod plot;
 mod report;
 
 use std::collections::BTreeMap;
@@ -86,6 +87,10 @@ pub struct SimulateArgs {
     /// `--kube`: the deploy/base whose RBAC the mock API enforces (default: the source tree's).
     #[arg(long)]
     pub deploy_dir: Option<std::path::PathBuf>,
+    /// Draw routes present over time (the mock cloud's state) against the rate-limit floor,
+    /// with throttles, injected faults and (--kube) leader changes, into this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<std::path::PathBuf>,
 }
 
 impl SimulateArgs {
@@ -218,11 +223,13 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<i32> {
     };
     let expected = backend.inspect(&cluster);
     let prep_writes = cluster.nodes.iter().filter(|n| !n.forwarding).count() as u64;
+    let timeline = (args.plot.as_ref()).map(|_| Arc::new(plot::Timeline::for_backend(&backend)));
     if args.kube {
         let Backend::Aws(sim) = &backend else {
             bail!("--kube runs the AWS scenario");
         };
-        let progress = report::Progress::new(interactive, expected.routes_expected);
+        let progress = report::Progress::new(interactive, expected.routes_expected)
+            .with_timeline(timeline.clone());
         let url = sim.server.url();
         let out = kube_mode::run(&args, &cluster, sim, &url, &progress).await?;
         progress.finish();
@@ -244,7 +251,7 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<i32> {
             churn: None,
             kube: Some(out.summary),
         };
-        return finish(&args, &report);
+        return finish(&args, &report, timeline.as_deref());
     }
 
     let sink = Arc::new(MemorySink::default());
@@ -266,7 +273,8 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<i32> {
     });
     let timing = DriveTiming::default().scaled(args.time_scale);
     let stop = CancellationToken::new();
-    let progress = report::Progress::new(interactive, expected.routes_expected);
+    let progress = report::Progress::new(interactive, expected.routes_expected)
+        .with_timeline(timeline.clone());
 
     let deadline = Instant::now() + Duration::from_secs_f64(args.timeout);
     let started = Instant::now();
@@ -364,10 +372,17 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<i32> {
         churn,
         kube: None,
     };
-    finish(&args, &report)
+    finish(&args, &report, timeline.as_deref())
 }
 
-fn finish(args: &SimulateArgs, report: &SimReport) -> anyhow::Result<i32> {
+fn finish(
+    args: &SimulateArgs,
+    report: &SimReport,
+    timeline: Option<&plot::Timeline>,
+) -> anyhow::Result<i32> {
+    if let (Some(path), Some(timeline)) = (&args.plot, timeline) {
+        plot::write(path, timeline, report)?;
+    }
     match args.output {
         OutputFormat::Json => println!("{}", serde_json::to_string(report)?),
         OutputFormat::Text => print!("{}", report.render()),
@@ -442,6 +457,7 @@ impl SimCluster {
         NodeSnapshot {
             nodes: self.nodes.iter().map(|n| n.node.clone()).collect(),
             authoritative: true,
+            listed: true,
         }
     }
 }

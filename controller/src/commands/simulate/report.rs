@@ -156,12 +156,15 @@ impl SimReport {
 }
 
 /// A progress bar on a terminal, nothing otherwise.
-pub struct Progress(Option<indicatif::ProgressBar>);
+pub struct Progress(
+    Option<indicatif::ProgressBar>,
+    Option<std::sync::Arc<super::plot::Timeline>>,
+);
 
 impl Progress {
     pub fn new(interactive: bool, total: u64) -> Self {
         if !interactive {
-            return Progress(None);
+            return Progress(None, None);
         }
         let bar = indicatif::ProgressBar::new(total);
         if let Ok(style) = indicatif::ProgressStyle::with_template(
@@ -169,10 +172,22 @@ impl Progress {
         ) {
             bar.set_style(style.progress_chars("=> "));
         }
-        Progress(Some(bar))
+        Progress(Some(bar), None)
+    }
+
+    /// Also record every update (the mock's routes present) for `--plot`.
+    pub fn with_timeline(
+        mut self,
+        timeline: Option<std::sync::Arc<super::plot::Timeline>>,
+    ) -> Self {
+        self.1 = timeline;
+        self
     }
 
     pub fn update(&self, present: u64) {
+        if let Some(t) = &self.1 {
+            t.sample(present);
+        }
         if let Some(b) = &self.0 {
             b.set_position(present);
         }
