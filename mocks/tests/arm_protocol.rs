@@ -485,10 +485,11 @@ async fn a_nic_write_needs_join_on_its_subnet_and_public_ip_like_arm_linked_auth
     )));
     let (status, _) = put("t", nic).await;
     assert_eq!(status, 200);
-    // The linked checks are counted like calls: what the identity must grant.
-    let stats = mock.stats();
+    // The linked checks are counted apart from the requests: what the identity must grant.
+    let stats = mock.linked_checks();
     assert_eq!(stats.count(SUBNET_JOIN, "ok"), 3);
     assert_eq!(stats.count(SUBNET_JOIN, "LinkedAuthorizationFailed"), 1);
     assert_eq!(stats.count(PUBLIC_IP_JOIN, "ok"), 1);
     assert_eq!(stats.count(PUBLIC_IP_JOIN, "LinkedAuthorizationFailed"), 1);
+    assert_eq!(mock.stats().count(SUBNET_JOIN, "ok"), 0, "not a request");
 }

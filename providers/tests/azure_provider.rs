@@ -841,7 +841,13 @@ async fn the_provider_calls_exactly_its_declared_operations() {
         .await;
     assert!(out[0].result.is_ok());
 
-    let seen: BTreeSet<String> = env.mock.stats().snapshot().keys().cloned().collect();
+    let seen: BTreeSet<String> = env
+        .mock
+        .stats()
+        .snapshot()
+        .into_keys()
+        .chain(env.mock.linked_checks().snapshot().into_keys())
+        .collect();
     let declared: BTreeSet<String> = OPERATIONS.iter().map(|s| s.to_string()).collect();
     assert_eq!(
         seen, declared,

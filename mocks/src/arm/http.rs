@@ -414,7 +414,7 @@ fn serve(
                 } else {
                     "LinkedAuthorizationFailed"
                 };
-                mock.stats.record(action, outcome);
+                mock.linked.record(action, outcome);
             }
             linked?;
             world

@@ -140,6 +140,7 @@ pub struct ArmMock {
     config: ArmConfig,
     world: Mutex<World>,
     stats: Stats,
+    linked: Stats,
     reads: ServerBucket,
     writes: ServerBucket,
     deletes: ServerBucket,
@@ -158,6 +159,7 @@ impl ArmMock {
                 config.fault_rate,
             )),
             stats: Stats::default(),
+            linked: Stats::default(),
             config,
         }))
     }
@@ -175,6 +177,14 @@ impl ArmMock {
     /// (`ok`, `throttled`, or the ARM error code).
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// ARM's linked-authorization checks of NIC writes, by linked action
+    /// (`Microsoft.Network/virtualNetworks/subnets/join/action`, …) and outcome (`ok` or
+    /// `LinkedAuthorizationFailed`): what an identity must grant besides the calls it makes.
+    /// Kept apart from [`stats`](Self::stats), which counts requests.
+    pub fn linked_checks(&self) -> &Stats {
+        &self.linked
     }
 
     pub fn bucket(&self, class: RequestClass) -> &ServerBucket {
