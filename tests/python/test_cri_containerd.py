@@ -537,3 +537,34 @@ def test_a_sandbox_whose_netns_was_deleted_behind_the_runtime_is_removed_cleanly
     assert node.pod_routes() == []
     assert node.reservations() == [], "the address is released although the netns was gone"
     assert node.cache_entries() == []
+
+
+def test_control_a_1_1_0_conflist_fails_every_sandbox_on_containerd_1_6(cluster):
+    """The installer's old default (cniVersion 1.1.0) against libcni 1.1: every sandbox
+    fails with the error users saw. Without portmap in the list the runtime's cleanup still
+    reaches cni-cloud's DEL, so nothing is left; the installed conflist is put back after."""
+    import grpc
+
+    node, cri, conflist = cluster
+    path = node.conf_dir / "05-cni-cloud.conflist"
+    installed = path.read_text()
+    old = dict(conflist, cniVersion="1.1.0", cniVersions=["1.1.0"], plugins=conflist["plugins"][:1])
+
+    def swap(text):  # atomically, by rename, as the installer does (containerd reloads on it)
+        tmp = node.conf_dir / ".swap"
+        tmp.write_text(text)
+        os.rename(tmp, path)
+        time.sleep(1.0)  # containerd's conf syncer picks it up
+
+    swap(json.dumps(old))
+    try:
+        with pytest.raises(grpc.RpcError) as err:
+            cri.run_pod("old-default")
+        assert 'unsupported CNI result version "1.1.0"' in err.value.details(), err.value.details()
+        wait_for("retired links to go", lambda: not node.host_veths(), timeout=20)
+        assert node.reservations() == []
+    finally:
+        swap(installed)
+    sid = cri.run_pod("after")
+    assert len(cri.ips(sid)) == 2
+    cri.remove(sid)
