@@ -294,19 +294,17 @@ def test_azure_route_table_nics_and_role_scopes():
 
 
 def test_azure_nsg_rules_are_written_per_address_family():
-    """An NSG rule may not mix IPv4 and IPv6 prefixes (dual-stack pod CIDRs): every rule with
-    prefixes is a dynamic block over local.rule_prefixes.<rule>, one per family
-    (test_terraform_plan.py evaluates the split itself)."""
+    """An NSG rule may not mix IPv4 and IPv6 prefixes (dual-stack pod CIDRs): every rule is one
+    dynamic block over local.nsg_rules, one entry per rule and family (test_terraform_plan.py
+    evaluates them)."""
     nsg = {(t, n): b for t, n, b in module_resources(TF / "azure" / "modules" / "network")}[
         ("azurerm_network_security_group", "nodes")]
     assert "security_rule" not in nsg, "static rules would mix families"
     rules = [one(d)["security_rule"] for d in nsg["dynamic"]]
-    assert sorted(one(r["for_each"]) for r in rules) == ["${local.rule_prefixes.admin}", "${local.rule_prefixes.pods}"]
-    for r in rules:
-        content = one(r["content"])
-        assert one(content["source_address_prefixes"]) == "${security_rule.value}"
-        assert "${security_rule.key}" in one(content["name"])
-        assert "local.family_offset[security_rule.key]" in one(content["priority"])
+    assert [one(r["for_each"]) for r in rules] == ["${local.nsg_rules}"]
+    content = one(rules[0]["content"])
+    assert one(content["source_address_prefixes"]) == "${security_rule.value.prefixes}"
+    assert one(content["name"]) == "${security_rule.key}"
 
 
 def output_depends_on(module_dir, name):

@@ -281,15 +281,24 @@ def test_cluster_name_is_validated_where_it_names_resources(tmp_path, module_dir
 def test_azure_nsg_rules_never_mix_address_families(tmp_path):
     network = TF / "azure" / "modules" / "network"
     tfs.terraform_binary()
-    variables_only(network, tmp_path, locals_from_main=True, outputs={"rule_prefixes": "local.rule_prefixes"})
+    variables_only(network, tmp_path, locals_from_main=True, outputs={"rules": "local.nsg_rules"})
+
+    def rule(priority, prefixes, ssh=False):
+        return {"priority": priority, "prefixes": prefixes, "protocol": "Tcp" if ssh else "*",
+                "port": "22" if ssh else "*", "destination": "VirtualNetwork" if ssh else "*"}
+
     cases = [
-        (["10.244.0.0/16"], [], {"pods": {"ipv4": ["10.244.0.0/16"]}, "admin": {}}),
-        (["10.244.0.0/16", "fd00:10:244::/56"], ["203.0.113.7/32", "2001:db8::7/128"],
-         {"pods": {"ipv4": ["10.244.0.0/16"], "ipv6": ["fd00:10:244::/56"]},
-          "admin": {"ipv4": ["203.0.113.7/32"], "ipv6": ["2001:db8::7/128"]}}),
-        (["fd00:10:244::/56"], ["2001:db8::/64"], {"pods": {"ipv6": ["fd00:10:244::/56"]}, "admin": {"ipv6": ["2001:db8::/64"]}}),
+        (["10.244.0.0/16"], [], {"pods-in-ipv4": rule(100, ["10.244.0.0/16"])}),
+        (["10.244.0.0/16", "fd00:10:244::/56"], ["203.0.113.7/32", "2001:db8::7/128"], {
+            "pods-in-ipv4": rule(100, ["10.244.0.0/16"]), "pods-in-ipv6": rule(101, ["fd00:10:244::/56"]),
+            "admin-ssh-in-ipv4": rule(110, ["203.0.113.7/32"], ssh=True),
+            "admin-ssh-in-ipv6": rule(111, ["2001:db8::7/128"], ssh=True)}),
+        (["fd00:10:244::/56"], ["2001:db8::/64"], {
+            "pods-in-ipv6": rule(101, ["fd00:10:244::/56"]), "admin-ssh-in-ipv6": rule(111, ["2001:db8::/64"], ssh=True)}),
     ]
     for pods, admin, expected in cases:
         result = tfs.plan(tmp_path, required_values(network, cluster_cidrs=pods, admin_cidrs=admin))
         assert isinstance(result, dict), result.stderr
-        assert result["planned_values"]["outputs"]["rule_prefixes"]["value"] == expected
+        rules = result["planned_values"]["outputs"]["rules"]["value"]
+        assert {k: {f: v[f] for f in ["priority", "prefixes", "protocol", "port", "destination"]}
+                for k, v in rules.items()} == expected

@@ -65,17 +65,25 @@ resource "azurerm_subnet_nat_gateway_association" "nodes" {
 }
 
 locals {
-  # An NSG rule may not mix IPv4 and IPv6 prefixes: each rule is written once per family that
-  # has prefixes (rule => family => prefixes; cidrnetmask() accepts IPv4 CIDRs only).
-  rule_prefixes = {
-    for rule, cidrs in { pods = var.cluster_cidrs, admin = var.admin_cidrs } : rule => {
-      for family, prefixes in {
-        ipv4 = [for c in cidrs : c if can(cidrnetmask(c))]
-        ipv6 = [for c in cidrs : c if !can(cidrnetmask(c))]
-      } : family => prefixes if length(prefixes) > 0
-    }
+  # Inbound rules from CIDR lists. Pods talk to pods on other nodes with their own addresses,
+  # which are outside the VNet's address space (the default AllowVnetInBound does not cover
+  # them); SSH only from admin_cidrs.
+  inbound = {
+    pods      = { priority = 100, protocol = "*", port = "*", destination = "*", cidrs = var.cluster_cidrs }
+    admin-ssh = { priority = 110, protocol = "Tcp", port = "22", destination = "VirtualNetwork", cidrs = var.admin_cidrs }
   }
-  family_offset = { ipv4 = 0, ipv6 = 1 }
+  # An NSG rule may not mix IPv4 and IPv6 prefixes: each is written once per family that has
+  # prefixes ("<rule>-in-ipv4", "<rule>-in-ipv6" one priority apart; cidrnetmask() accepts
+  # IPv4 CIDRs only).
+  nsg_rules = merge([
+    for rule, spec in local.inbound : {
+      for family, prefixes in {
+        ipv4 = [for c in spec.cidrs : c if can(cidrnetmask(c))]
+        ipv6 = [for c in spec.cidrs : c if !can(cidrnetmask(c))]
+      } : "${rule}-in-${family}" => merge(spec, { priority = spec.priority + (family == "ipv6" ? 1 : 0), prefixes = prefixes })
+      if length(prefixes) > 0
+    }
+  ]...)
 }
 
 resource "azurerm_network_security_group" "nodes" {
@@ -84,35 +92,18 @@ resource "azurerm_network_security_group" "nodes" {
   location            = var.location
   tags                = var.tags
 
-  # Pods talk to pods on other nodes with their own addresses, which are outside the VNet's
-  # address space (the default AllowVnetInBound does not cover them).
   dynamic "security_rule" {
-    for_each = local.rule_prefixes.pods
+    for_each = local.nsg_rules
     content {
-      name                       = "pods-in-${security_rule.key}"
-      priority                   = 100 + local.family_offset[security_rule.key]
+      name                       = security_rule.key
+      priority                   = security_rule.value.priority
       direction                  = "Inbound"
       access                     = "Allow"
-      protocol                   = "*"
+      protocol                   = security_rule.value.protocol
       source_port_range          = "*"
-      destination_port_range     = "*"
-      source_address_prefixes    = security_rule.value
-      destination_address_prefix = "*"
-    }
-  }
-
-  dynamic "security_rule" {
-    for_each = local.rule_prefixes.admin
-    content {
-      name                       = "admin-ssh-in-${security_rule.key}"
-      priority                   = 110 + local.family_offset[security_rule.key]
-      direction                  = "Inbound"
-      access                     = "Allow"
-      protocol                   = "Tcp"
-      source_port_range          = "*"
-      destination_port_range     = "22"
-      source_address_prefixes    = security_rule.value
-      destination_address_prefix = "VirtualNetwork"
+      destination_port_range     = security_rule.value.port
+      source_address_prefixes    = security_rule.value.prefixes
+      destination_address_prefix = security_rule.value.destination
     }
   }
 }
