@@ -6,6 +6,7 @@ it is installed (CI's machine kind has 1.11 in /usr/local/bin) it must work: a b
 for the modules' `required_version` fails under CNI_CLOUD_REQUIRE_ALL=1 like any missing tool.
 """
 
+import functools
 import json
 import os
 import re
@@ -38,6 +39,7 @@ def loud_skip(what):
     pytest.skip(message)
 
 
+@functools.cache
 def terraform_binary():
     path = shutil.which("terraform")
     if not path:

@@ -256,7 +256,10 @@ def required_values(module_dir, **given):
 
 
 def tfs_hcl_variables(module_dir):
-    import hcl2
+    try:
+        import hcl2
+    except ImportError:
+        require(False, "python module hcl2 (python-hcl2) is not installed (run scripts/setup)")
     with open(module_dir / "variables.tf") as f:
         return hcl2.load(f).get("variable", [])
 
