@@ -171,3 +171,30 @@ fn kube_mode_survives_a_killed_leader() {
     assert_eq!(u(&r, "routes_present"), 160);
     assert_eq!(u(&r, "foreign_routes_touched"), 0);
 }
+
+#[test]
+fn node_reads_do_not_grow_with_the_cluster_cold_or_after_cache_expiry() {
+    // 1,000 nodes; lookups trusted for 5 cloud seconds, so every cached target expires
+    // (and is refreshed) several times during the run and its steady state.
+    let (code, r, err) = simulate(&[
+        "--cloud",
+        "aws",
+        "--nodes",
+        "1000",
+        "--tables",
+        "1",
+        "--time-scale",
+        "100",
+        "--discovery-ttl",
+        "5",
+    ]);
+    assert_eq!(code, 0, "{r}\n{err}");
+    assert_eq!(r["converged"], true);
+    let reads = r["reads_per_node"].as_f64().expect("reads_per_node");
+    let describes = r["api_calls"]["DescribeInstances"].as_u64().unwrap_or(0);
+    assert!(
+        reads <= 0.05,
+        "{reads} reads per node ({describes} DescribeInstances) at 1,000 nodes"
+    );
+    assert_eq!(reads, describes as f64 / 1000.0, "{r}");
+}

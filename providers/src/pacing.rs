@@ -96,6 +96,11 @@ impl PacingConfig {
         Ok(())
     }
 
+    /// Cloud time → wall time (the clouds run `time_scale` times faster in tests).
+    pub fn wall(&self, cloud: std::time::Duration) -> std::time::Duration {
+        cloud.div_f64(self.time_scale)
+    }
+
     /// The bucket this controller actually uses for `spec`: its share of the refill, and
     /// its share of the burst less [`BURST_HEADROOM`].
     pub fn effective(&self, spec: BucketSpec) -> BucketSpec {

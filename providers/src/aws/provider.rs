@@ -39,7 +39,13 @@ pub struct AwsProvider {
     /// ENIs seen on cluster instances during this process's life: the only evidence left
     /// for a blackhole route once the instance and its ENI are gone.
     seen_enis: Mutex<HashSet<String>>,
+    /// Source/dest check of ENIs as the last instance lookup showed it, and when: the
+    /// forwarding check right after a resolution needs no read of its own.
+    seen_source_dest: Mutex<HashMap<String, (bool, std::time::Instant)>>,
 }
+
+/// How long a source/dest check seen in a lookup stands in for a read of its own.
+const SEEN_CHECK_TTL: std::time::Duration = std::time::Duration::from_secs(300);
 
 impl AwsProvider {
     /// Build the provider. Credentials come from the default chain unless static ones are
@@ -85,6 +91,7 @@ impl AwsProvider {
             config,
             counters: ApiCounters::default(),
             seen_enis: Mutex::new(HashSet::new()),
+            seen_source_dest: Mutex::new(HashMap::new()),
         })
     }
 
@@ -337,6 +344,23 @@ impl AwsProvider {
         }
     }
 
+    /// Turn the ENI's source/dest check off (idempotent on EC2's side).
+    async fn disable_source_dest_check(
+        &self,
+        target: &NodeTarget,
+        fence: &dyn WriteFence,
+    ) -> Result<(), CloudError> {
+        self.mutate("ModifyNetworkInterfaceAttribute", fence, || {
+            let req = self
+                .client
+                .modify_network_interface_attribute()
+                .network_interface_id(&target.interface_id)
+                .source_dest_check(ec2::AttributeBooleanValue::builder().value(false).build());
+            async move { req.send().await.map(|_| ()).map_err(classify) }
+        })
+        .await
+    }
+
     async fn apply_one(
         &self,
         table: &TableId,
@@ -584,6 +608,20 @@ impl CloudProvider for AwsProvider {
                         .lock()
                         .expect("seen ENIs lock")
                         .insert(target.interface_id.clone());
+                    if let Some(check) = found
+                        .iter()
+                        .flat_map(|i| i.network_interfaces())
+                        .find(|n| n.network_interface_id() == Some(&target.interface_id))
+                        .and_then(|n| n.source_dest_check())
+                    {
+                        self.seen_source_dest
+                            .lock()
+                            .expect("seen checks lock")
+                            .insert(
+                                target.interface_id.clone(),
+                                (check, std::time::Instant::now()),
+                            );
+                    }
                 }
                 for pid in &by_instance[id] {
                     out.insert(pid.clone(), result.clone());
@@ -598,6 +636,22 @@ impl CloudProvider for AwsProvider {
         target: &NodeTarget,
         fence: &dyn WriteFence,
     ) -> Result<ForwardingChange, CloudError> {
+        // What the node's lookup just showed, if recent: no read of our own.
+        let seen = self
+            .seen_source_dest
+            .lock()
+            .expect("seen checks lock")
+            .remove(&target.interface_id)
+            .filter(|(_, at)| at.elapsed() < self.config.pacing.wall(SEEN_CHECK_TTL))
+            .map(|(check, _)| check);
+        match seen {
+            Some(false) => return Ok(ForwardingChange::AlreadyEnabled),
+            Some(true) => {
+                self.disable_source_dest_check(target, fence).await?;
+                return Ok(ForwardingChange::Enabled);
+            }
+            None => {}
+        }
         // Read the ENI's current setting: a write only when the check is on.
         let instances = self
             .describe_instances(vec![Self::filter(
@@ -622,15 +676,7 @@ impl CloudProvider for AwsProvider {
         if eni.source_dest_check() == Some(false) {
             return Ok(ForwardingChange::AlreadyEnabled);
         }
-        self.mutate("ModifyNetworkInterfaceAttribute", fence, || {
-            let req = self
-                .client
-                .modify_network_interface_attribute()
-                .network_interface_id(&target.interface_id)
-                .source_dest_check(ec2::AttributeBooleanValue::builder().value(false).build());
-            async move { req.send().await.map(|_| ()).map_err(classify) }
-        })
-        .await?;
+        self.disable_source_dest_check(target, fence).await?;
         Ok(ForwardingChange::Enabled)
     }
 

@@ -72,6 +72,10 @@ pub struct SimulateArgs {
     /// Seed of the generated cluster.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// How long discovered tables and node lookups are trusted, in cloud seconds (the
+    /// controller's default is 600): short enough and cache expiry happens inside the run.
+    #[arg(long, default_value_t = 600.0)]
+    pub discovery_ttl: f64,
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
     /// Drive the cluster through the mock Kubernetes API with `--replicas` separate
@@ -241,6 +245,10 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<i32> {
             converged: out.converged,
             seconds: out.seconds,
             floor_seconds: backend.floor_seconds(expected.routes_expected + prep_writes),
+            reads_per_node: report::per_node(
+                report::node_reads(&backend.api_calls()),
+                u64::from(args.nodes),
+            ),
             api_calls: backend.api_calls(),
             mutating_calls: out.mutating_first,
             node_prep_calls: prep_writes,
@@ -259,6 +267,7 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<i32> {
     let config = ReconcilerConfig {
         cluster_cidrs: cluster.cluster_cidrs.clone(),
         mutation_budget: Duration::from_secs_f64(30.0 / args.time_scale),
+        discovery_ttl: Duration::from_secs_f64(args.discovery_ttl.max(0.0) / args.time_scale),
         ..ReconcilerConfig::default()
     };
     let mut reconciler = Reconciler::new(provider, config, Arc::new(AlwaysLeader), sink.clone());
@@ -362,6 +371,10 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<i32> {
         converged,
         seconds,
         floor_seconds: backend.floor_seconds(expected.routes_expected + prep_writes),
+        reads_per_node: report::per_node(
+            report::node_reads(&backend.api_calls()),
+            u64::from(args.nodes),
+        ),
         api_calls: backend.api_calls(),
         mutating_calls: mutating_first,
         node_prep_calls: prep_writes,

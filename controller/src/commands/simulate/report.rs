@@ -68,6 +68,9 @@ pub struct SimReport {
     pub floor_seconds: f64,
     /// Calls the mock cloud received, by action.
     pub api_calls: BTreeMap<String, u64>,
+    /// Instance / VM / NIC reads (node lookups and forwarding checks, not table listings)
+    /// per node over the whole run: what grows with the cluster if anything does.
+    pub reads_per_node: f64,
     /// Mutating calls received until the first convergence (route writes + node prep).
     pub mutating_calls: u64,
     /// Of the work, node-prep writes (forwarding switched on).
@@ -80,6 +83,24 @@ pub struct SimReport {
     /// `--kube`: replicas, leader changes, failover, duplicates, conditions.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub kube: Option<super::kube_mode::KubeSummary>,
+}
+
+/// Per-node reads among the mock's calls: `DescribeInstances`, or an ARM read of a VM or
+/// a NIC.
+pub fn node_reads(api_calls: &BTreeMap<String, u64>) -> u64 {
+    api_calls
+        .iter()
+        .filter(|(action, _)| {
+            *action == "DescribeInstances"
+                || ((action.contains("/virtualMachines") || action.contains("/networkInterfaces"))
+                    && action.ends_with("/read"))
+        })
+        .map(|(_, n)| n)
+        .sum()
+}
+
+pub fn per_node(reads: u64, nodes: u64) -> f64 {
+    reads as f64 / nodes.max(1) as f64
 }
 
 impl SimReport {
@@ -123,6 +144,11 @@ impl SimReport {
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         let _ = writeln!(o, "api calls        {}", calls.join(" "));
+        let _ = writeln!(
+            o,
+            "node reads       {:.3} per node (instance / VM / NIC lookups and checks)",
+            self.reads_per_node
+        );
         if let Some(s) = &self.steady_state {
             let _ = writeln!(
                 o,
