@@ -7,75 +7,17 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use cni_cloud_mocks::ec2::{Ec2Mock, Target};
-use cni_cloud_mocks::kube::{KubeMock, KubeMockConfig};
+use cni_cloud_mocks::kube::KubeMockConfig;
 
-use common::{TABLE, cidr};
+use common::{TABLE, cidr, holder, now_ms, spawn};
 
 const NODES: u32 = 500;
-const SCALE: f64 = 20.0;
+const SCALE: f64 = common::REPLICA_TIME_SCALE;
 const LEASE: Duration = Duration::from_secs(3);
 const RETRY: Duration = Duration::from_millis(500);
-
-struct Replica {
-    name: &'static str,
-    child: Child,
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn now_ms() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis()
-}
-
-fn spawn(name: &'static str, kubeconfig: &std::path::Path, ec2: &str) -> Replica {
-    let child = Command::new(env!("CARGO_BIN_EXE_cni-cloud-controller"))
-        .arg("run")
-        .args(["--kubeconfig", kubeconfig.to_str().unwrap()])
-        .args(["--identity", name, "--metrics-addr", "127.0.0.1:0"])
-        .args([
-            "--lease-duration",
-            "3s",
-            "--renew-deadline",
-            "2s",
-            "--retry-period",
-            "500ms",
-        ])
-        .args(["--node-debounce", "100ms"])
-        .env("CNI_CLOUD_CLOUD", "aws")
-        .env("CNI_CLOUD_CLUSTER_NAME", "fo")
-        .env("CNI_CLOUD_CLUSTER_CIDRS", "100.64.0.0/10")
-        .env("CNI_CLOUD_ROUTE_LIMIT", "1000")
-        .env("CNI_CLOUD_AWS_ENDPOINT", ec2)
-        .env("CNI_CLOUD_TIME_SCALE", SCALE.to_string())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "AKIDFAILOVER")
-        .env("AWS_SECRET_ACCESS_KEY", "failover")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn cni-cloud-controller run");
-    Replica { name, child }
-}
-
-fn holder(kube: &KubeMock) -> Option<String> {
-    kube.lease("cni-cloud", "cni-cloud-controller")
-        .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_owned))
-        .filter(|h| !h.is_empty())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_standby_finishes_the_job_after_the_leader_is_killed() {
@@ -92,7 +34,10 @@ async fn the_standby_finishes_the_job_after_the_leader_is_killed() {
     .unwrap();
 
     let url = ec2_server.url();
-    let mut replicas = vec![spawn("a", &kubeconfig, &url), spawn("b", &kubeconfig, &url)];
+    let mut replicas = vec![
+        spawn("a", &kubeconfig, &url, "AKIDFAILOVER"),
+        spawn("b", &kubeconfig, &url, "AKIDFAILOVER"),
+    ];
     let routes = |ec2: &Ec2Mock| {
         ec2.with_world(|w| {
             w.tables[TABLE]

@@ -7,6 +7,8 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use cni_cloud_mocks::common::RunningServer;
 use cni_cloud_mocks::ec2::{Ec2Config, Ec2Mock, Eni, Instance, Origin, Seed, Target, Vpc};
@@ -16,6 +18,8 @@ use serde_json::{Value, json};
 
 pub const CLUSTER: &str = "fo";
 pub const TABLE: &str = "rtb-0f000000000000001";
+/// The cloud time scale `spawn`ed replicas pace for (the mock EC2 must run at it too).
+pub const REPLICA_TIME_SCALE: f64 = 20.0;
 
 pub fn cidr(i: u32) -> String {
     format!("100.{}.{}.0/24", 64 + i / 256, i % 256)
@@ -175,4 +179,68 @@ pub fn condition(kube: &KubeMock, name: &str) -> Option<(String, String)> {
             )
         })
     })
+}
+
+pub struct Replica {
+    pub name: &'static str,
+    pub child: Child,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn now_ms() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+}
+
+/// A `cni-cloud-controller run` replica against the mock Kubernetes API and mock EC2,
+/// signing with `access_key` (the mock EC2 logs requests per access key).
+pub fn spawn(
+    name: &'static str,
+    kubeconfig: &std::path::Path,
+    ec2: &str,
+    access_key: &str,
+) -> Replica {
+    let child = Command::new(env!("CARGO_BIN_EXE_cni-cloud-controller"))
+        .arg("run")
+        .args(["--kubeconfig", kubeconfig.to_str().unwrap()])
+        .args(["--identity", name, "--metrics-addr", "127.0.0.1:0"])
+        .args([
+            "--lease-duration",
+            "3s",
+            "--renew-deadline",
+            "2s",
+            "--retry-period",
+            "500ms",
+        ])
+        .args(["--node-debounce", "100ms"])
+        .env("CNI_CLOUD_CLOUD", "aws")
+        .env("CNI_CLOUD_CLUSTER_NAME", "fo")
+        .env("CNI_CLOUD_CLUSTER_CIDRS", "100.64.0.0/10")
+        .env("CNI_CLOUD_ROUTE_LIMIT", "1000")
+        .env("CNI_CLOUD_AWS_ENDPOINT", ec2)
+        .env("CNI_CLOUD_TIME_SCALE", REPLICA_TIME_SCALE.to_string())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", access_key)
+        .env("AWS_SECRET_ACCESS_KEY", "failover")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn cni-cloud-controller run");
+    Replica { name, child }
+}
+
+pub fn holder(kube: &KubeMock) -> Option<String> {
+    kube.lease("cni-cloud", "cni-cloud-controller")
+        .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_owned))
+        .filter(|h| !h.is_empty())
 }

@@ -84,11 +84,23 @@ pub struct Mutation {
     pub detail: String,
 }
 
+/// One request as it arrived, before throttling, faults or latency: who sent what, when.
+/// The per-client log a fencing test judges from (a request counts even if it failed).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Request {
+    /// Seconds since the mock started.
+    pub at: f64,
+    /// The access key id from the SigV4 `Credential=` of the Authorization header.
+    pub client: String,
+    pub action: String,
+}
+
 pub(crate) struct Shared {
     pub config: Ec2Config,
     pub world: Mutex<World>,
     pub stats: Stats,
     pub mutations: Mutex<Vec<Mutation>>,
+    pub requests: Mutex<Vec<Request>>,
     pub started: Instant,
     pub mutating: ServerBucket,
     pub non_mutating: ServerBucket,
@@ -124,6 +136,7 @@ impl Ec2Mock {
                 world: Mutex::new(world),
                 stats: Stats::default(),
                 mutations: Mutex::new(Vec::new()),
+                requests: Mutex::new(Vec::new()),
                 started: Instant::now(),
                 faults_injected: Default::default(),
             }),
@@ -146,6 +159,11 @@ impl Ec2Mock {
 
     pub fn stats(&self) -> &Stats {
         &self.shared.stats
+    }
+
+    /// Every request received, in arrival order, with the client that sent it.
+    pub fn requests(&self) -> Vec<Request> {
+        self.shared.requests.lock().expect("requests lock").clone()
     }
 
     pub fn mutations(&self) -> Vec<Mutation> {

@@ -132,11 +132,20 @@ enum Fault {
 
 async fn handle(State(mock): State<Ec2Mock>, headers: HeaderMap, body: Bytes) -> Response {
     let shared = &mock.shared;
+    let params = Params(form_urlencoded::parse(&body).into_owned().collect());
+    let action = params.get("Action").unwrap_or("").to_owned();
+    shared
+        .requests
+        .lock()
+        .expect("requests lock")
+        .push(super::Request {
+            at: shared.started.elapsed().as_secs_f64(),
+            client: access_key_of(&headers),
+            action: action.clone(),
+        });
     if !shared.config.latency.is_zero() {
         tokio::time::sleep(shared.config.latency).await;
     }
-    let params = Params(form_urlencoded::parse(&body).into_owned().collect());
-    let action = params.get("Action").unwrap_or("").to_owned();
     let stat_action = if action.is_empty() {
         "(none)".to_owned()
     } else {
@@ -302,6 +311,17 @@ fn dispatch(mock: &Ec2Mock, action: &str, params: &Params) -> Result<String, Api
             format!("The action {other} is not valid for this web service."),
         )),
     }
+}
+
+/// `AWS4-HMAC-SHA256 Credential=AKID/20261130/us-east-1/ec2/aws4_request, …` → `AKID`.
+fn access_key_of(headers: &HeaderMap) -> String {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split("Credential=").nth(1))
+        .and_then(|c| c.split('/').next())
+        .unwrap_or_default()
+        .to_owned()
 }
 
 fn log_mutation(mock: &Ec2Mock, action: &'static str, subject: &str, detail: &str) {
