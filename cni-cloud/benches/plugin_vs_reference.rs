@@ -160,31 +160,50 @@ fn run_in_node(node: &Netns, plugin: &Plugin, pods: usize, rounds: usize) -> Sta
     stats
 }
 
-/// The floor any veth plugin pays: one exec of iproute2's `ip` creating (deleting) a veth
-/// pair with its peer in the pod namespace, timed the same way.
-fn floor(rounds: usize) -> (Duration, Duration) {
+/// The floor any veth plugin pays, timed the same way: one exec creating (deleting) a veth
+/// pair with its peer in the pod namespace — by `binary` with the argument lists `add` and
+/// `del` give for round `i`.
+fn floor(
+    rounds: usize,
+    binary: &str,
+    add_args: impl Fn(usize, &str) -> Vec<String> + Sync,
+    del_args: impl Fn(usize) -> Vec<String> + Sync,
+) -> (Duration, Duration) {
     let node = Netns::new("bfloor");
     let pod = Netns::new("bpod");
     let (mut add, mut del) = (Vec::new(), Vec::new());
-    let timed = |args: &[&str]| {
+    let timed = |args: Vec<String>| {
         let start = Instant::now();
-        let out = std::process::Command::new("ip")
-            .args(args)
+        let out = std::process::Command::new(binary)
+            .args(&args)
             .output()
-            .expect("ip");
-        assert!(out.status.success(), "ip {args:?}");
+            .expect("floor binary");
+        assert!(out.status.success(), "{binary} {args:?}");
         start.elapsed()
     };
     node.run_in(|| {
         for i in 0..rounds {
-            let name = format!("floor{i}");
-            add.push(timed(&[
-                "link", "add", &name, "type", "veth", "peer", "name", "eth0", "netns", &pod.name,
-            ]));
-            del.push(timed(&["link", "del", &name]));
+            add.push(timed(add_args(i, &pod.path())));
+            del.push(timed(del_args(i)));
         }
     });
     (p50(&add), p50(&del))
+}
+
+/// `benches/veth_floor.c` built static (`cc -O2 -static`): the one RTM_NEWLINK (RTM_DELLINK)
+/// request any veth plugin sends, and nothing else. None when no C compiler or static libc.
+fn static_floor_binary() -> Option<String> {
+    let out = format!("{}/veth_floor", env!("CARGO_TARGET_TMPDIR"));
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/veth_floor.c");
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let built = std::process::Command::new(&cc)
+        .args(["-O2", "-static", "-o", &out, src])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !built {
+        eprintln!("NOTE: cannot build {src} with `{cc} -static`; no static floor row");
+    }
+    built.then_some(out)
 }
 
 fn main() {
@@ -253,21 +272,66 @@ fn main() {
             s.max_rss_kib as f64 / 1024.0
         );
     }
-    let (floor_add, floor_del) = floor(rounds);
+    let (floor_add, floor_del) = floor(
+        rounds,
+        "ip",
+        |i, pod| {
+            let pod = pod.trim_start_matches("/run/netns/").to_string();
+            [
+                "link",
+                "add",
+                &format!("floor{i}"),
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+            ]
+            .iter()
+            .map(|a| a.to_string())
+            .chain(["netns".into(), pod])
+            .collect()
+        },
+        |i| vec!["link".into(), "del".into(), format!("floor{i}")],
+    );
     println!(
         "| floor: `ip link add/del` of a veth pair (iproute2, one exec) | {} | {} | | | | | |",
         ms(floor_add),
         ms(floor_del)
     );
+    let static_floor = static_floor_binary().map(|bin| {
+        floor(
+            rounds,
+            &bin,
+            |i, pod| vec!["add".into(), format!("floor{i}"), "eth0".into(), pod.into()],
+            |i| vec!["del".into(), format!("floor{i}")],
+        )
+    });
+    if let Some((add, del)) = static_floor {
+        println!(
+            "| floor: one exec of a static binary creating (deleting) the veth pair into the pod netns (`benches/veth_floor.c`) | {} | {} | | | | | |",
+            ms(add),
+            ms(del)
+        );
+    }
     let (r, o) = (&results[0].1, &results[1].1);
     let ratio = |a: &[Duration], b: &[Duration]| p50(a).as_secs_f64() / p50(b).as_secs_f64();
     println!();
     println!(
-        "cni-cloud / reference: ADD p50 {:.3} (goal <= 0.25), DEL p50 {:.3} (goal <= 0.25), \
+        "cni-cloud / reference: ADD p50 {:.3}, DEL p50 {:.3} (goal <= 0.25), \
          ADD at {pods} / at 0 {:.2} (goal <= 1.2), peak RSS {:.2} (goal <= 1)",
         ratio(&o.add, &r.add),
         ratio(&o.del, &r.del),
         p50(&o.add_at_full).as_secs_f64() / p50(&o.add_at_zero).as_secs_f64(),
         o.max_rss_kib as f64 / r.max_rss_kib as f64
     );
+    if let Some((add, _)) = static_floor {
+        let f = add.as_secs_f64();
+        println!(
+            "ADD p50 / static floor: cni-cloud {:.2} (goal <= 1.25), at 0 allocated {:.2}; reference {:.2}",
+            p50(&o.add).as_secs_f64() / f,
+            p50(&o.add_at_zero).as_secs_f64() / f,
+            p50(&r.add).as_secs_f64() / f,
+        );
+    }
 }
