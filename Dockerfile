@@ -1,8 +1,9 @@
 # syntax=docker/dockerfile:1
 # One image, both binaries:
 #   /usr/local/bin/cni-cloud-controller  the route controller (Deployment; default, non-root)
-#   /usr/local/bin/cni-cloud             the CNI plugin and its installer (DaemonSet runs
-#                                        `cni-cloud install` as root with NET_ADMIN only)
+#   /usr/local/bin/cni-cloud             the CNI plugin; `cni-cloud install` (the DaemonSet,
+#                                        root with NET_ADMIN only) execs its installer,
+#   /usr/local/bin/cni-cloud-install     kept apart so the plugin maps none of its dependencies
 # plus `nft` and exactly the shared libraries it links, which the installer drives.
 #
 #   docker build -t ghcr.io/cni-cloud/cni-cloud:0.1.0 .
@@ -26,8 +27,9 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     host="$(rustc -vV | sed -n 's/^host: //p')" \
  && cargo build --release --locked -p cni-cloud-controller \
  && RUSTFLAGS="-C target-feature=+crt-static" \
-    cargo build --release --locked -p cni-cloud --bin cni-cloud --target "$host" \
+    cargo build --release --locked -p cni-cloud --bin cni-cloud --bin cni-cloud-install --target "$host" \
  && install -D -m 0755 "target/$host/release/cni-cloud" /out/usr/local/bin/cni-cloud \
+ && install -D -m 0755 "target/$host/release/cni-cloud-install" /out/usr/local/bin/cni-cloud-install \
  && install -D -m 0755 target/release/cni-cloud-controller /out/usr/local/bin/cni-cloud-controller
 
 # --- nft: the binary and the libraries it needs beyond glibc (already in the base) -------

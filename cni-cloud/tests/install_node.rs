@@ -1012,9 +1012,12 @@ fn masquerade_table_and_forwarding_in_a_network_namespace() {
 
     let installer = Running::spawn(command(&[]));
     let pid = installer.child.id();
-    let bin = fs::canonicalize(BIN).unwrap();
+    // `cni-cloud install` execs its sibling `cni-cloud-install` in place (same pid).
+    let bin = fs::canonicalize(BIN)
+        .unwrap()
+        .with_file_name(cni_cloud::INSTALLER_BINARY);
     installer.wait_for(
-        "ip and setpriv to exec the installer",
+        "ip, setpriv and cni-cloud to exec the installer",
         Duration::from_secs(10),
         || fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == bin),
     );

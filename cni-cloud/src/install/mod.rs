@@ -134,8 +134,13 @@ async fn run(args: InstallArgs) -> Result<(), InstallError> {
     }
     let source_binary = match &args.source_binary {
         Some(path) => path.clone(),
+        // The plugin ships next to this installer.
         None => std::env::current_exe()
-            .map_err(|err| InstallError::Config(format!("cannot find this executable: {err}")))?,
+            .ok()
+            .and_then(|exe| Some(exe.parent()?.join(crate::PLUGIN_BINARY)))
+            .ok_or_else(|| {
+                InstallError::Config("cannot find this executable's directory".into())
+            })?,
     };
     let mut settings = Settings {
         bin_dir: args.cni_bin_dir.clone(),

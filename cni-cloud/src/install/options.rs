@@ -55,7 +55,7 @@ pub struct InstallArgs {
     )]
     pub conflist_name: String,
 
-    /// The plugin binary to install; defaults to this executable.
+    /// The plugin binary to install; defaults to `cni-cloud` next to this installer.
     #[arg(long, env = "CNI_CLOUD_SOURCE_BINARY")]
     pub source_binary: Option<PathBuf>,
 
