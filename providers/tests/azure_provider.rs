@@ -885,3 +885,34 @@ async fn bad_configuration_is_refused_up_front() {
     );
     assert!(mk(vec!["rg/rt".into()], "k1").is_ok());
 }
+
+#[tokio::test]
+async fn a_table_is_verified_only_once_it_is_succeeded() {
+    let env = env(ArmConfig::default()).await;
+    let table = env.mock.world().add_route_table(
+        SUB,
+        RG,
+        "rt",
+        LOC,
+        vec![route("k1--10.244.1.0_24", "10.244.1.0/24", "10.0.0.1")],
+    );
+    let p = provider(&env, &[&table], "k1");
+    assert_eq!(
+        p.list_table(&TableId(table.clone()))
+            .await
+            .unwrap()
+            .routes
+            .len(),
+        1
+    );
+    // Another writer's PUT is in flight: the table reads Updating.
+    env.mock
+        .world()
+        .lock_for(&table, Duration::from_millis(300))
+        .unwrap();
+    let err = p.list_table(&TableId(table.clone())).await.unwrap_err();
+    assert_eq!(err.code, "RouteTableNotSucceeded", "{err}");
+    assert_eq!(err.kind, ErrorKind::Transient);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(p.list_table(&TableId(table)).await.is_ok());
+}

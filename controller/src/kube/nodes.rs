@@ -70,6 +70,11 @@ pub fn snapshot(nodes: &[Arc<Node>], synced: bool) -> NodeSnapshot {
     }
 }
 
+/// Nodes per list page. A page is held whole (JSON and decoded) before stripping, so
+/// smaller pages lower the peak (5,000 realistic Nodes: 102 → 86 MiB in a debug build);
+/// 5,000 Nodes are still only 50 list calls.
+const LIST_PAGE: u32 = 100;
+
 /// When a dirty snapshot is published: after `debounce` without another route-relevant
 /// change, and never later than `max_delay` after the first one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,7 +141,7 @@ pub fn start(client: kube::Client, publish: Publish, shutdown: CancellationToken
     tokio::spawn(async move {
         let stream = reflector::reflector(
             writer,
-            watcher::watcher(api, watcher::Config::default()).modify(strip),
+            watcher::watcher(api, watcher::Config::default().page_size(LIST_PAGE)).modify(strip),
         )
         .default_backoff();
         futures::pin_mut!(stream);

@@ -339,6 +339,8 @@ impl World {
             .ok_or_else(|| format!("no resource {id}"))?;
         let op = uuid::Uuid::new_v4().to_string();
         res.busy = Some(op.clone());
+        // What any reader sees while another write is in flight.
+        set_provisioning(&mut res.json, "Updating");
         self.operations.insert(
             op,
             Operation {

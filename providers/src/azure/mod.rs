@@ -517,6 +517,25 @@ impl CloudProvider for AzureProvider {
 
     async fn list_table(&self, table: &TableId) -> Result<RouteTable, CloudError> {
         let (raw, view) = self.read_table(table).await?;
+        // While a write is in flight (ours or anyone's) ARM already shows the routes it
+        // asked for; they are facts only once the table says Succeeded.
+        if let Some(state) = view.properties.provisioning_state.as_deref()
+            && state != "Succeeded"
+        {
+            return Err(CloudError::new(
+                ErrorKind::Transient,
+                "RouteTableNotSucceeded",
+                format!(
+                    "route table {table} is {state}: its routes are not verified until it is \
+                     Succeeded{}",
+                    if state == "Failed" {
+                        " (its last write failed; the next write of the table clears it)"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        }
         let raw_routes = raw["properties"]["routes"].as_array();
         let routes: Vec<Route> = raw_routes
             .map(|rs| rs.iter().filter_map(|r| self.to_route(r)).collect())
