@@ -9,7 +9,6 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::authz::nic_links;
 use super::world::{Accepted, ArmError, OpStatus, find_route, not_found};
 use super::{ArmMock, RequestClass};
 
@@ -402,23 +401,15 @@ fn serve(
             .ok_or_else(|| not_found(id, "Microsoft.Network/networkInterfaces")),
         (Target::Nic { id }, &Method::PUT) => {
             let body = parse_body()?;
-            // ARM's linked authorization: the caller must also be allowed to join the
-            // subnets and public IPs the NIC references, whether or not they change.
-            let (checks, linked) =
-                world
-                    .grants()
-                    .authorize_linked(token, op, id, &nic_links(&body));
-            for (action, ok) in checks {
-                let outcome = if ok {
-                    "ok"
-                } else {
-                    "LinkedAuthorizationFailed"
-                };
-                mock.linked.record(action, outcome);
-            }
-            linked?;
             world
-                .put_nic(id, &body, header(headers, "if-match"))
+                .put_nic(
+                    token,
+                    op,
+                    id,
+                    &body,
+                    header(headers, "if-match"),
+                    &mock.linked,
+                )
                 .map(accepted)
         }
         (Target::Vm { id }, &Method::GET) => world
