@@ -4,6 +4,7 @@ pub mod cluster;
 pub mod commands;
 pub mod health;
 pub mod kube;
+pub mod metrics;
 pub mod planner;
 pub mod reconcile;
 pub mod testing;

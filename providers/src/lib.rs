@@ -15,4 +15,4 @@ pub use counters::{ApiCounters, CallOutcome};
 pub use error::{CloudError, ErrorKind};
 pub use fence::{Unfenced, WriteFence};
 pub use model::*;
-pub use provider::CloudProvider;
+pub use provider::{CloudProvider, WriteGranularity};

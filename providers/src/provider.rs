@@ -10,9 +10,26 @@ use crate::model::{
 };
 use crate::{ApiCounters, CloudError};
 
+/// How a cloud applies a table's changes, which decides how the reconciler fences them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteGranularity {
+    /// One call per change (EC2): changes go out in small fenced batches.
+    PerChange,
+    /// The whole table in one write (ARM's PUT): a table's pass is one fenced batch.
+    WholeTable,
+}
+
 #[async_trait]
 pub trait CloudProvider: Send + Sync {
     fn cloud(&self) -> Cloud;
+
+    /// How this cloud applies a table's changes.
+    fn write_granularity(&self) -> WriteGranularity {
+        match self.cloud() {
+            Cloud::Aws => WriteGranularity::PerChange,
+            Cloud::Azure => WriteGranularity::WholeTable,
+        }
+    }
 
     /// The tables this cluster manages: tagged / configured ones, in a stable order.
     async fn discover_tables(&self) -> Result<Vec<TableId>, CloudError>;

@@ -18,8 +18,8 @@ use crate::commands::nodes_file::NodesFileArgs;
 use crate::health::Heartbeat;
 use crate::kube::args::{KubeArgs, parse_duration};
 use crate::kube::lease::LeaseElector;
-use crate::kube::metrics::{self, Metrics, Readiness};
 use crate::kube::{nodes, runtime, status};
+use crate::metrics::{self, Metrics, Observer, Readiness};
 use crate::planner::status_name;
 use crate::reconcile::{DriveTiming, PassSummary, Reconciler, drive};
 
@@ -86,7 +86,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         metrics.leader.set(1);
         let mut reconciler =
             Reconciler::new(provider, config, Arc::new(AlwaysLeader), Arc::new(LogSink))
-                .with_metrics(metrics, ready);
+                .with_observer(Arc::new(Observer { metrics, ready }));
         let (tx, _rx) = watch::channel(PassSummary {
             passes: 0,
             snapshot: None,
@@ -165,8 +165,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 }),
         )
     };
-    let mut reconciler =
-        Reconciler::new(provider, config, fence, sink).with_metrics(metrics, ready);
+    let mut reconciler = Reconciler::new(provider, config, fence, sink)
+        .with_observer(Arc::new(Observer { metrics, ready }));
     let (tx, _rx) = watch::channel(PassSummary {
         passes: 0,
         snapshot: None,

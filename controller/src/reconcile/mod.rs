@@ -7,6 +7,7 @@
 //! one PUT, so it is one batch.
 
 mod driver;
+mod observe;
 mod targets;
 
 use std::collections::{BTreeMap, HashMap};
@@ -19,12 +20,13 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use cni_cloud_providers::{
-    Cloud, CloudError, CloudProvider, ErrorKind, RouteChange, RouteTable, TableId, WriteFence,
+    CloudError, CloudProvider, ErrorKind, RouteChange, RouteTable, TableId, WriteFence,
+    WriteGranularity,
 };
 
 use crate::cluster::{Fence, NodeReport, NodeRouteStatus, NodeSnapshot, StatusSink};
-use crate::kube::metrics::{Metrics, Readiness, TableFamily, TableState};
 use crate::planner::{self, Plan, PlanNode, PlanOptions};
+pub use observe::PassObserver;
 
 pub use driver::{DriveTiming, PassSummary, drive};
 pub use targets::TargetCache;
@@ -136,8 +138,7 @@ pub struct Reconciler {
     sink: Arc<dyn StatusSink>,
     targets: TargetCache,
     tables: Option<(Vec<TableId>, Instant)>,
-    metrics: Option<Arc<Metrics>>,
-    readiness: Option<Readiness>,
+    observer: Option<Arc<dyn PassObserver>>,
     guard_was_tripped: bool,
 }
 
@@ -155,15 +156,14 @@ impl Reconciler {
             sink,
             targets: TargetCache::default(),
             tables: None,
-            metrics: None,
-            readiness: None,
+            observer: None,
             guard_was_tripped: false,
         }
     }
 
-    pub fn with_metrics(mut self, metrics: Arc<Metrics>, readiness: Readiness) -> Self {
-        self.metrics = Some(metrics);
-        self.readiness = Some(readiness);
+    /// Report passes and progress to `observer` (metrics, health).
+    pub fn with_observer(mut self, observer: Arc<dyn PassObserver>) -> Self {
+        self.observer = Some(observer);
         self
     }
 
@@ -173,8 +173,8 @@ impl Reconciler {
 
     /// Mark progress for `/healthz`.
     pub fn beat(&self) {
-        if let Some(r) = &self.readiness {
-            r.heartbeat.beat();
+        if let Some(o) = &self.observer {
+            o.progress();
         }
     }
 
@@ -260,19 +260,8 @@ impl Reconciler {
     pub async fn pass(&mut self, snapshot: &NodeSnapshot) -> Result<PassReport, PassError> {
         let started = Instant::now();
         let result = self.pass_inner(snapshot, started).await;
-        if let Some(ready) = &self.readiness {
-            ready.cloud_reachable.store(
-                !matches!(result, Err(PassError::Discover(_) | PassError::List(..))),
-                std::sync::atomic::Ordering::Relaxed,
-            );
-        }
-        if let Some(m) = &self.metrics {
-            m.observe_reconcile(started.elapsed());
-            m.record_pass(match &result {
-                Ok(r) if r.converged() => "converged",
-                Ok(_) => "unfinished",
-                Err(_) => "failed",
-            });
+        if let Some(o) = &self.observer {
+            o.pass_ended(started.elapsed(), &result);
         }
         if let Err(e) = &result {
             tracing::warn!(error = %e, "reconcile pass failed; will retry");
@@ -374,11 +363,9 @@ impl Reconciler {
 
     /// Send every table's changes, batch by batch, each batch only while the fence allows.
     async fn write(&self, plan: &Plan) -> (usize, Vec<FailedChange>, bool) {
-        let per_change = self.provider.cloud() == Cloud::Aws;
-        let batch_size = if per_change {
-            self.config.batch_size
-        } else {
-            usize::MAX
+        let batch_size = match self.provider.write_granularity() {
+            WriteGranularity::PerChange => self.config.batch_size,
+            WriteGranularity::WholeTable => usize::MAX,
         };
         let results: Vec<(usize, Vec<FailedChange>, bool)> =
             futures::stream::iter(plan.tables.iter().filter(|t| !t.changes.is_empty()))
@@ -446,9 +433,6 @@ impl Reconciler {
         // nothing about the network any more.
         if !self.config.dry_run && self.fence.may_mutate(Duration::ZERO) {
             self.sink.publish(&reports).await;
-        }
-        if let Some(m) = &self.metrics {
-            record_metrics(m, plan);
         }
     }
 }
@@ -539,46 +523,6 @@ fn verb(change: &RouteChange) -> &'static str {
         RouteChange::Replace { .. } => "replace",
         RouteChange::Delete { .. } => "delete",
     }
-}
-
-fn record_metrics(m: &Metrics, plan: &Plan) {
-    m.routes.clear();
-    m.quota_used.clear();
-    m.quota_limit.clear();
-    for tp in &plan.tables {
-        let table = tp.table.to_string();
-        for (state, n) in [
-            ("desired", tp.desired as i64),
-            ("present", tp.present as i64),
-            ("conflicting", tp.conflicts.len() as i64),
-        ] {
-            m.routes
-                .get_or_create(&TableState {
-                    table: table.clone(),
-                    state: state.to_owned(),
-                })
-                .set(n);
-        }
-        for q in &tp.quota {
-            let key = TableFamily {
-                table: table.clone(),
-                family: match q.family {
-                    Some(cni_cloud_providers::Family::V4) => "ipv4",
-                    Some(cni_cloud_providers::Family::V6) => "ipv6",
-                    None => "all",
-                }
-                .to_owned(),
-            };
-            m.quota_used.get_or_create(&key).set(q.used as i64);
-            m.quota_limit.get_or_create(&key).set(q.limit as i64);
-        }
-    }
-    m.set_node_statuses(&plan.status_counts());
-    m.set_guard_held(
-        plan.tables
-            .iter()
-            .map(|t| (t.table.to_string(), t.held_deletes.len())),
-    );
 }
 
 #[cfg(test)]

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use cni_cloud_providers::{
-    Claim, Families, NextHop, NodeTarget, QuotaScope, Route, RouteOrigin, RouteQuota, RouteState,
-    TableId, WriteFence,
+    Claim, Cloud, Families, NextHop, NodeTarget, QuotaScope, Route, RouteOrigin, RouteQuota,
+    RouteState, TableId, WriteFence,
 };
 
 use super::*;

@@ -1,4 +1,6 @@
-//! Prometheus metrics (prometheus-client) and the `/metrics`, `/healthz`, `/readyz` server.
+//! Prometheus metrics (prometheus-client) and the `/metrics`, `/healthz`, `/readyz` server:
+//! the observability edge. The reconciler reports to it through
+//! [`crate::reconcile::PassObserver`] ([`Observer`]) and never imports it.
 //!
 //! The reconciler reports values through [`Metrics`]; cloud API call counts are mirrored
 //! from the providers' [`ApiCounters`] at scrape time, so the providers stay free of any
@@ -16,6 +18,9 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use cni_cloud_providers::CloudProvider;
+
+use crate::planner::Plan;
+use crate::reconcile::{PassError, PassObserver, PassReport};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -75,6 +80,7 @@ pub struct Metrics {
     pub reconcile_passes: Family<PassResult, Counter>,
     pub last_converged: Gauge<f64, AtomicU64>,
     pub deletion_guard_held: Family<Table, Gauge>,
+    pub dead_routes: Family<Table, Gauge>,
     /// Counter values already mirrored from the providers' counters.
     mirrored: Mutex<BTreeMap<(String, String), u64>>,
     mirrored_throttled: AtomicU64,
@@ -88,6 +94,57 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Everything a verified plan says: routes per table, quota use, nodes by status,
+    /// held deletes, dead routes.
+    pub fn record_plan(&self, plan: &Plan) {
+        let m = self;
+        m.routes.clear();
+        m.quota_used.clear();
+        m.quota_limit.clear();
+        for tp in &plan.tables {
+            let table = tp.table.to_string();
+            for (state, n) in [
+                ("desired", tp.desired as i64),
+                ("present", tp.present as i64),
+                ("conflicting", tp.conflicts.len() as i64),
+            ] {
+                m.routes
+                    .get_or_create(&TableState {
+                        table: table.clone(),
+                        state: state.to_owned(),
+                    })
+                    .set(n);
+            }
+            for q in &tp.quota {
+                let key = TableFamily {
+                    table: table.clone(),
+                    family: match q.family {
+                        Some(cni_cloud_providers::Family::V4) => "ipv4",
+                        Some(cni_cloud_providers::Family::V6) => "ipv6",
+                        None => "all",
+                    }
+                    .to_owned(),
+                };
+                m.quota_used.get_or_create(&key).set(q.used as i64);
+                m.quota_limit.get_or_create(&key).set(q.limit as i64);
+            }
+        }
+        m.set_node_statuses(&plan.status_counts());
+        m.set_guard_held(
+            plan.tables
+                .iter()
+                .map(|t| (t.table.to_string(), t.held_deletes.len())),
+        );
+        m.dead_routes.clear();
+        for tp in &plan.tables {
+            m.dead_routes
+                .get_or_create(&Table {
+                    table: tp.table.to_string(),
+                })
+                .set(tp.dead_routes.len() as i64);
+        }
+    }
+
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("cni_cloud");
         let routes = Family::<TableState, Gauge>::default();
@@ -107,6 +164,7 @@ impl Metrics {
         }
         let last_converged = Gauge::<f64, AtomicU64>::default();
         let deletion_guard_held = Family::<Table, Gauge>::default();
+        let dead_routes = Family::<Table, Gauge>::default();
         registry.register(
             "routes",
             "Routes per managed table: desired, present, conflicting",
@@ -154,6 +212,12 @@ impl Metrics {
             last_converged.clone(),
         );
         registry.register(
+            "dead_routes",
+            "Blackhole routes inside the cluster CIDRs no node needs and not provably ours \
+             (reported, never deleted), per table",
+            dead_routes.clone(),
+        );
+        registry.register(
             "deletion_guard_held_deletes",
             "Deletes of our routes held back by the deletion guard, per table",
             deletion_guard_held.clone(),
@@ -171,6 +235,7 @@ impl Metrics {
             reconcile_passes,
             last_converged,
             deletion_guard_held,
+            dead_routes,
             mirrored: Mutex::default(),
             mirrored_throttled: AtomicU64::new(0),
             counters: Mutex::default(),
@@ -410,5 +475,34 @@ mod tests {
         assert_eq!(r.check(), Err("leader cannot reach the cloud API"));
         r.cloud_reachable.store(true, Relaxed);
         assert!(r.check().is_ok());
+    }
+}
+
+/// The reconciler's [`PassObserver`]: pass outcomes into the metrics and readiness,
+/// progress into the liveness heartbeat.
+pub struct Observer {
+    pub metrics: Arc<Metrics>,
+    pub ready: Readiness,
+}
+
+impl PassObserver for Observer {
+    fn progress(&self) {
+        self.ready.heartbeat.beat();
+    }
+
+    fn pass_ended(&self, took: Duration, result: &Result<PassReport, PassError>) {
+        self.ready.cloud_reachable.store(
+            !matches!(result, Err(PassError::Discover(_) | PassError::List(..))),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        self.metrics.observe_reconcile(took);
+        self.metrics.record_pass(match result {
+            Ok(r) if r.converged() => "converged",
+            Ok(_) => "unfinished",
+            Err(_) => "failed",
+        });
+        if let Ok(report) = result {
+            self.metrics.record_plan(&report.plan);
+        }
     }
 }
