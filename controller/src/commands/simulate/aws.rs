@@ -15,9 +15,9 @@ use cni_cloud_providers::aws::{AwsConfig, AwsProvider, StaticCredentials};
 use cni_cloud_providers::pacing::{EC2_MUTATING, PacingConfig};
 use cni_cloud_providers::retry::RetryPolicy;
 
-use super::SimulateArgs;
+use super::args::SimulateArgs;
+use super::cloud::{CounterProbe, Judgement, SimCloud, Tally, calls_by_action};
 use super::cluster::{Capacity, SimCluster, SimNode};
-use super::report::Inspection;
 
 const CLUSTER: &str = "sim";
 const VPC: &str = "vpc-0c0ffee0000000001";
@@ -31,7 +31,7 @@ const MUTATING: &[&str] = &[
 pub struct AwsSim {
     pub mock: Ec2Mock,
     pub server: RunningServer,
-    pub provider: Arc<dyn CloudProvider>,
+    provider: Arc<dyn CloudProvider>,
     tables: Vec<String>,
     /// (table, destination) → target of every foreign route, as seeded.
     foreign: BTreeMap<(String, IpNet), Target>,
@@ -189,14 +189,14 @@ impl AwsSim {
         &self,
         table: &cni_cloud_mocks::ec2::state::Table,
         cluster: &SimCluster,
-        node_cidrs: &BTreeSet<IpNet>,
+        tally: &Tally<'_>,
     ) -> (BTreeMap<IpNet, String>, BTreeSet<String>) {
         let others = |v6: bool| {
             table
                 .routes
                 .iter()
                 .filter(|r| matches!(r.destination, IpNet::V6(_)) == v6)
-                .filter(|r| !node_cidrs.contains(&r.destination))
+                .filter(|r| !tally.is_node_cidr(&r.destination))
                 .count() as u64
         };
         let capacity = Capacity::PerFamily {
@@ -206,37 +206,36 @@ impl AwsSim {
         let existing: BTreeSet<IpNet> = table.routes.iter().map(|r| r.destination).collect();
         cluster.expected(capacity, &existing)
     }
+}
 
-    pub fn inspect(&self, cluster: &SimCluster) -> Inspection {
+impl SimCloud for AwsSim {
+    fn provider(&self) -> Arc<dyn CloudProvider> {
+        self.provider.clone()
+    }
+
+    fn judge(&self, cluster: &SimCluster) -> Judgement {
         self.mock.with_world(|w| {
-            let mut out = Inspection {
-                foreign_routes: self.foreign.len() as u64,
-                ..Inspection::default()
-            };
-            let mut blocked = BTreeSet::new();
-            let node_cidrs: BTreeSet<IpNet> =
-                cluster.nodes.iter().flat_map(|n| n.cidrs()).collect();
+            let mut tally = Tally::new(cluster, self.tables.len(), self.foreign.len() as u64);
             for id in &self.tables {
                 let Some(table) = w.tables.get(id) else {
                     continue;
                 };
-                let (expected, table_blocked) = self.expected_in(table, cluster, &node_cidrs);
-                blocked.extend(table_blocked);
-                out.routes_expected += expected.len() as u64;
+                let (expected, blocked) = self.expected_in(table, cluster, &tally);
+                tally.table(expected.len(), blocked);
                 for r in &table.routes {
                     let view = w.view(r);
                     if let Some(eni) = expected.get(&r.destination) {
                         if view.target == Target::NetworkInterface(eni.clone()) && !view.blackhole {
-                            out.routes_present += 1;
+                            tally.present(&r.destination);
                         } else {
-                            out.routes_wrong += 1;
+                            tally.wrong();
                         }
-                    } else if node_cidrs.contains(&r.destination)
+                    } else if tally.is_node_cidr(&r.destination)
                         && (view.blackhole
                             || !matches!(&view.target, Target::NetworkInterface(e)
                                 if cluster.nodes.iter().any(|n| &n.interface_id == e)))
                     {
-                        out.routes_wrong += 1;
+                        tally.wrong();
                     }
                 }
                 for ((t, dest), target) in &self.foreign {
@@ -246,56 +245,19 @@ impl AwsSim {
                             .iter()
                             .any(|r| r.destination == *dest && r.target == *target)
                     {
-                        out.foreign_routes_touched += 1;
+                        tally.foreign_touched();
                     }
                 }
             }
-            out.quota_blocked_nodes = blocked.len() as u64;
-            out
+            tally.finish()
         })
     }
 
-    /// (nodes with every route present and right, nodes without room in some table).
-    pub fn node_verdicts(&self, cluster: &SimCluster) -> (BTreeSet<String>, BTreeSet<String>) {
-        self.mock.with_world(|w| {
-            let node_cidrs: BTreeSet<IpNet> =
-                cluster.nodes.iter().flat_map(|n| n.cidrs()).collect();
-            let mut good: BTreeSet<(String, IpNet)> = BTreeSet::new();
-            let mut blocked = BTreeSet::new();
-            for id in &self.tables {
-                let Some(table) = w.tables.get(id) else {
-                    continue;
-                };
-                let (expected, table_blocked) = self.expected_in(table, cluster, &node_cidrs);
-                blocked.extend(table_blocked);
-                for r in &table.routes {
-                    let view = w.view(r);
-                    if expected.get(&r.destination).is_some_and(|eni| {
-                        view.target == Target::NetworkInterface(eni.clone()) && !view.blackhole
-                    }) {
-                        good.insert((id.clone(), r.destination));
-                    }
-                }
-            }
-            let routed = cluster
-                .nodes
-                .iter()
-                .filter(|n| {
-                    self.tables
-                        .iter()
-                        .all(|t| n.cidrs().all(|c| good.contains(&(t.clone(), c))))
-                })
-                .map(|n| n.node.name.clone())
-                .collect();
-            (routed, blocked)
-        })
+    fn api_calls(&self) -> BTreeMap<String, u64> {
+        calls_by_action(self.mock.stats())
     }
 
-    pub fn api_calls(&self) -> BTreeMap<String, u64> {
-        super::report::calls_by_action(self.mock.stats())
-    }
-
-    pub fn mutating_calls(&self) -> u64 {
+    fn mutating_calls(&self) -> u64 {
         let calls = self.api_calls();
         MUTATING
             .iter()
@@ -303,28 +265,34 @@ impl AwsSim {
             .sum()
     }
 
-    pub fn list_calls(&self) -> u64 {
-        self.api_calls()
-            .get("DescribeRouteTables")
-            .copied()
-            .unwrap_or(0)
+    fn list_calls(&self) -> u64 {
+        self.calls_of("DescribeRouteTables")
     }
 
-    pub fn throttled(&self) -> u64 {
+    fn node_reads(&self) -> u64 {
+        self.calls_of("DescribeInstances")
+    }
+
+    fn throttled(&self) -> u64 {
         self.mock.stats().total("throttled")
     }
 
-    pub fn faults_injected(&self) -> u64 {
+    fn faults_injected(&self) -> u64 {
         self.mock.faults_injected()
     }
 
+    fn counter_probe(&self) -> CounterProbe {
+        let mock = self.mock.clone();
+        Box::new(move || (mock.stats().total("throttled"), mock.faults_injected()))
+    }
+
     /// EC2's mutating bucket: the burst is free, the rest comes at the refill rate.
-    pub fn floor_seconds(&self, writes: u64) -> f64 {
+    fn floor_seconds(&self, writes: u64) -> f64 {
         let beyond = writes.saturating_sub(u64::from(EC2_MUTATING.burst));
         beyond as f64 / (EC2_MUTATING.per_second * self.time_scale)
     }
 
-    pub fn churn(&mut self, cluster: &SimCluster, victims: &[usize]) -> SimCluster {
+    fn churn(&mut self, cluster: &SimCluster, victims: &[usize]) -> SimCluster {
         let mut next = cluster.clone();
         self.mock.with_world(|w| {
             for &i in victims {

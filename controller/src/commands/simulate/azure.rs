@@ -17,9 +17,9 @@ use cni_cloud_providers::azure::{AzureConfig, AzureProvider};
 use cni_cloud_providers::pacing::PacingConfig;
 use cni_cloud_providers::retry::RetryPolicy;
 
-use super::SimulateArgs;
+use super::args::SimulateArgs;
+use super::cloud::{CounterProbe, Judgement, SimCloud, Tally, calls_by_action};
 use super::cluster::{Capacity, SimCluster, SimNode};
-use super::report::Inspection;
 
 const SUBSCRIPTION: &str = "00000000-0000-0000-0000-00000000c0de";
 const GROUP: &str = "sim-rg";
@@ -27,9 +27,9 @@ const LOCATION: &str = "westeurope";
 const PREFIX: &str = "sim";
 
 pub struct AzureSim {
-    pub mock: Arc<ArmMock>,
+    mock: Arc<ArmMock>,
     _server: RunningServer,
-    pub provider: Arc<dyn CloudProvider>,
+    provider: Arc<dyn CloudProvider>,
     tables: Vec<String>,
     /// table id → foreign route JSON as seeded (must stay byte-for-byte).
     foreign: BTreeMap<String, Vec<Value>>,
@@ -116,13 +116,17 @@ impl AzureSim {
             dual_stack: args.dual_stack,
         })
     }
+}
 
-    pub fn inspect(&self, cluster: &SimCluster) -> Inspection {
+impl SimCloud for AzureSim {
+    fn provider(&self) -> Arc<dyn CloudProvider> {
+        self.provider.clone()
+    }
+
+    fn judge(&self, cluster: &SimCluster) -> Judgement {
         let w = self.mock.world();
-        let mut out = Inspection {
-            foreign_routes: self.foreign.values().map(|v| v.len() as u64).sum(),
-            ..Inspection::default()
-        };
+        let foreign_routes = self.foreign.values().map(|v| v.len() as u64).sum();
+        let mut tally = Tally::new(cluster, self.tables.len(), foreign_routes);
         let node_ip: BTreeMap<&str, (Option<IpAddr>, Option<IpAddr>)> = cluster
             .nodes
             .iter()
@@ -133,8 +137,6 @@ impl AzureSim {
                 )
             })
             .collect();
-        let node_cidrs: BTreeSet<IpNet> = cluster.nodes.iter().flat_map(|n| n.cidrs()).collect();
-        let mut blocked = BTreeSet::new();
         for id in &self.tables {
             let routes = w.routes(id);
             let foreign = &self.foreign[id];
@@ -143,9 +145,8 @@ impl AzureSim {
                 .iter()
                 .filter_map(|r| r["properties"]["addressPrefix"].as_str()?.parse().ok())
                 .collect();
-            let (expected, table_blocked) = cluster.expected(capacity, &existing);
-            blocked.extend(table_blocked);
-            out.routes_expected += expected.len() as u64;
+            let (expected, blocked) = cluster.expected(capacity, &existing);
+            tally.table(expected.len(), blocked);
             for r in &routes {
                 let props = &r["properties"];
                 let Some(dest) = props["addressPrefix"]
@@ -166,12 +167,12 @@ impl AzureSim {
                         && hop == want
                         && props["nextHopType"] == "VirtualAppliance"
                     {
-                        out.routes_present += 1;
+                        tally.present(&dest);
                     } else {
-                        out.routes_wrong += 1;
+                        tally.wrong();
                     }
-                } else if node_cidrs.contains(&dest) {
-                    out.routes_wrong += 1;
+                } else if tally.is_node_cidr(&dest) {
+                    tally.wrong();
                 }
             }
             for f in foreign {
@@ -179,19 +180,18 @@ impl AzureSim {
                     .iter()
                     .any(|r| strip_server_fields(r) == strip_server_fields(f))
                 {
-                    out.foreign_routes_touched += 1;
+                    tally.foreign_touched();
                 }
             }
         }
-        out.quota_blocked_nodes = blocked.len() as u64;
-        out
+        tally.finish()
     }
 
-    pub fn api_calls(&self) -> BTreeMap<String, u64> {
-        super::report::calls_by_action(self.mock.stats())
+    fn api_calls(&self) -> BTreeMap<String, u64> {
+        calls_by_action(self.mock.stats())
     }
 
-    pub fn mutating_calls(&self) -> u64 {
+    fn mutating_calls(&self) -> u64 {
         self.api_calls()
             .iter()
             .filter(|(a, _)| a.ends_with("/write") || a.ends_with("/delete"))
@@ -199,27 +199,45 @@ impl AzureSim {
             .sum()
     }
 
-    pub fn list_calls(&self) -> u64 {
-        self.api_calls()
-            .get("Microsoft.Network/routeTables/read")
-            .copied()
-            .unwrap_or(0)
+    fn list_calls(&self) -> u64 {
+        self.calls_of("Microsoft.Network/routeTables/read")
     }
 
-    pub fn throttled(&self) -> u64 {
+    /// VM and NIC reads.
+    fn node_reads(&self) -> u64 {
+        self.api_calls()
+            .iter()
+            .filter(|(action, _)| {
+                (action.contains("/virtualMachines") || action.contains("/networkInterfaces"))
+                    && action.ends_with("/read")
+            })
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    fn throttled(&self) -> u64 {
         self.mock.stats().total("throttled")
     }
 
-    pub fn faults_injected(&self) -> u64 {
+    fn faults_injected(&self) -> u64 {
         self.mock.world().faults_injected()
     }
 
-    /// Tables are written in parallel, each in one PUT: the floor is one operation.
-    pub fn floor_seconds(&self) -> f64 {
+    fn counter_probe(&self) -> CounterProbe {
+        let mock = self.mock.clone();
+        Box::new(move || {
+            let faults = mock.world().faults_injected();
+            (mock.stats().total("throttled"), faults)
+        })
+    }
+
+    /// Tables are written in parallel, each in one PUT: the floor is one operation,
+    /// however many writes.
+    fn floor_seconds(&self, _writes: u64) -> f64 {
         self.lro.as_secs_f64() / self.time_scale
     }
 
-    pub fn churn(&mut self, cluster: &SimCluster, victims: &[usize]) -> SimCluster {
+    fn churn(&mut self, cluster: &SimCluster, victims: &[usize]) -> SimCluster {
         let mut next = cluster.clone();
         let mut w = self.mock.world();
         for &i in victims {

@@ -9,7 +9,7 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use cni_cloud_providers::Family;
 
-use super::SimulateArgs;
+use super::args::SimulateArgs;
 use crate::cluster::ClusterNode;
 
 /// IPv4 pod space: 16384 /24s.

@@ -4,46 +4,27 @@
 //! share F of the routes is in. Lease timing and pacing are scaled like everything else.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
-use serde::Serialize;
 use serde_json::json;
 use tokio::time::Instant;
 
-use cni_cloud_mocks::kube::{KubeMock, KubeMockConfig};
+use cni_cloud_mocks::kube::rbac::yaml_documents;
+use cni_cloud_mocks::kube::{KubeMock, KubeMockConfig, Rbac};
 
+use super::args::SimulateArgs;
 use super::aws::AwsSim;
+use super::cloud::{Judgement, SimCloud};
 use super::cluster::SimCluster;
-use super::report::Inspection;
-use super::{SimulateArgs, report};
+use super::progress::Progress;
+use super::report::{Inspection, KubeSummary};
 use crate::kube::lease::LeaseTiming;
 
 const LEASE_NAME: &str = "cni-cloud-controller";
 const LEASE_NAMESPACE: &str = "cni-cloud";
-
-#[derive(Debug, Clone, Serialize)]
-pub struct KubeSummary {
-    pub replicas: u32,
-    pub leader_changes: u64,
-    /// From the kill to the first mutation after the new leader took the Lease.
-    pub failover_seconds: Option<f64>,
-    /// From the kill to the new leader's first write of the Lease.
-    pub lease_takeover_seconds: Option<f64>,
-    /// Lease duration + one retry period the replicas ran with: the failover bound.
-    pub failover_bound_seconds: f64,
-    /// The same route write applied twice.
-    pub duplicate_mutations: u64,
-    /// Nodes whose NetworkUnavailable matches the cloud's verified state.
-    pub nodes_condition_correct: u64,
-    /// When the Lease changed hands and when the leader was killed (`--plot`).
-    #[serde(skip)]
-    pub leader_changes_unix_ms: Vec<u128>,
-    #[serde(skip)]
-    pub leader_killed_unix_ms: Option<u128>,
-}
 
 struct Replica {
     identity: String,
@@ -70,19 +51,28 @@ fn holder(kube: &KubeMock) -> Option<String> {
         .filter(|h| !h.is_empty())
 }
 
-/// deploy/base next to the sources (the RBAC the mock enforces), or `--deploy-dir`.
-fn deploy_dir(args: &SimulateArgs) -> anyhow::Result<PathBuf> {
-    let dir = args
-        .deploy_dir
-        .clone()
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/base"));
+/// deploy/base's RBAC, built into the binary: what the mock API enforces.
+const DEPLOY_RBAC: [&str; 2] = [
+    include_str!("../../../../deploy/base/controller-rbac.yaml"),
+    include_str!("../../../../deploy/base/installer-rbac.yaml"),
+];
+
+/// The RBAC the mock API enforces: deploy/base's as built in, or `--deploy-dir`'s.
+fn rbac(args: &SimulateArgs) -> anyhow::Result<Rbac> {
+    let Some(dir) = &args.deploy_dir else {
+        let mut docs = Vec::new();
+        for text in DEPLOY_RBAC {
+            docs.extend(yaml_documents(text)?);
+        }
+        return Rbac::from_objects(&docs);
+    };
     if !dir.join("kustomization.yaml").exists() {
         bail!(
-            "{} holds no deploy/base (its RBAC is what the mock API enforces); pass --deploy-dir",
+            "{} holds no deploy/base (its RBAC is what the mock API enforces)",
             dir.display()
         );
     }
-    Ok(dir)
+    Rbac::load(&[dir])
 }
 
 fn spawn(
@@ -165,10 +155,9 @@ pub async fn run(
     args: &SimulateArgs,
     cluster: &SimCluster,
     sim: &AwsSim,
-    server_url: &str,
-    progress: &report::Progress,
+    progress: &Progress,
 ) -> anyhow::Result<KubeOutcome> {
-    let kube = KubeMock::new(KubeMockConfig::from_deploy_dir(deploy_dir(args)?)?);
+    let kube = KubeMock::new(KubeMockConfig::with_rbac(rbac(args)?));
     let kube_server = kube.clone().start("127.0.0.1:0".parse()?).await?;
     for n in &cluster.nodes {
         kube.upsert_node(json!({
@@ -203,7 +192,7 @@ pub async fn run(
         replicas.push(spawn(
             format!("replica-{r}"),
             &kubeconfig,
-            server_url,
+            &sim.server.url(),
             args,
             timing,
         )?);
@@ -215,7 +204,8 @@ pub async fn run(
     let mut seconds = None;
     let mut mutating_first = 0;
     let (state, correct, quota_reported) = loop {
-        let state = sim.inspect(cluster);
+        let judgement = sim.judge(cluster);
+        let state = judgement.fabric.clone();
         progress.update(state.routes_present);
         if kill.is_none()
             && args
@@ -235,7 +225,7 @@ pub async fn run(
             let _ = dead.child.wait();
             kill = Some((now_ms(), at));
         }
-        let (correct, reported) = conditions(&kube, cluster, sim);
+        let (correct, reported) = conditions(&kube, cluster, &judgement);
         let all = correct == cluster.nodes.len() as u64;
         if state.is_converged() && seconds.is_none() {
             seconds = Some(started.elapsed().as_secs_f64());
@@ -312,8 +302,7 @@ pub async fn run(
 }
 
 /// (nodes whose condition matches the cloud, nodes reported RouteQuotaExceeded).
-fn conditions(kube: &KubeMock, cluster: &SimCluster, sim: &AwsSim) -> (u64, u64) {
-    let (routed, blocked) = sim.node_verdicts(cluster);
+fn conditions(kube: &KubeMock, cluster: &SimCluster, judgement: &Judgement) -> (u64, u64) {
     let nodes: BTreeMap<String, serde_json::Value> = kube
         .nodes()
         .into_iter()
@@ -321,12 +310,11 @@ fn conditions(kube: &KubeMock, cluster: &SimCluster, sim: &AwsSim) -> (u64, u64)
         .collect();
     let mut correct = 0;
     let mut reported = 0;
-    for n in &cluster.nodes {
+    for (n, &routed) in cluster.nodes.iter().zip(&judgement.routed) {
         let Some(obj) = nodes.get(&n.node.name) else {
             continue;
         };
-        let name = &n.node.name;
-        if condition_correct(obj, routed.contains(name), blocked.contains(name)) {
+        if condition_correct(obj, routed, judgement.blocked.contains(&n.node.name)) {
             correct += 1;
         }
         if obj["status"]["conditions"]

@@ -13,7 +13,6 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use super::report::SimReport;
-use super::{Backend, aws, azure};
 
 /// One look at the mock cloud: wall seconds since the first look, expected routes present,
 /// and the mock's throttle and fault counters at that moment.
@@ -49,22 +48,6 @@ impl Timeline {
         Timeline {
             probe: Box::new(probe),
             inner: Mutex::new((None, Vec::new())),
-        }
-    }
-
-    pub fn for_backend(backend: &Backend) -> Timeline {
-        match backend {
-            Backend::Aws(aws::AwsSim { mock, .. }) => {
-                let mock = mock.clone();
-                Timeline::new(move || (mock.stats().total("throttled"), mock.faults_injected()))
-            }
-            Backend::Azure(azure::AzureSim { mock, .. }) => {
-                let mock = mock.clone();
-                Timeline::new(move || {
-                    let faults = mock.world().faults_injected();
-                    (mock.stats().total("throttled"), faults)
-                })
-            }
         }
     }
 

@@ -1,0 +1,129 @@
+//! The flags of `simulate`, and what they may be.
+
+use anyhow::bail;
+
+use crate::commands::OutputFormat;
+use crate::commands::cloud::CloudKind;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SimulateArgs {
+    /// Which mock cloud to run.
+    #[arg(long, value_enum, default_value_t = CloudKind::Aws)]
+    pub cloud: CloudKind,
+    /// Nodes in the generated cluster.
+    #[arg(long, default_value_t = 200)]
+    pub nodes: u32,
+    /// Managed route tables (one per availability zone / node subnet).
+    #[arg(long, default_value_t = 2)]
+    pub tables: u32,
+    /// Routes we must not touch, spread over the tables (gateways, peering, NAT, another
+    /// cluster's nodes).
+    #[arg(long, default_value_t = 8)]
+    pub foreign_routes: u32,
+    /// Share (0..=1) of calls the mock fails (AWS: 500/503/dropped connections; Azure:
+    /// failed long-running operations).
+    #[arg(long, default_value_t = 0.0)]
+    pub faults: f64,
+    /// Routes per table (per family on AWS). Default: 1000 on AWS (the highest quota EC2
+    /// grants), 400 on Azure.
+    #[arg(long)]
+    pub route_limit: Option<u32>,
+    /// Give every node an IPv6 podCIDR too.
+    #[arg(long)]
+    pub dual_stack: bool,
+    /// After converging, replace this share of nodes (new instances taking over their
+    /// podCIDRs) and converge again.
+    #[arg(long, default_value_t = 0.0)]
+    pub churn: f64,
+    /// Run the cloud (buckets, latencies, operations) and the controller's pacing this many
+    /// times faster than real time.
+    #[arg(long, default_value_t = 10.0)]
+    pub time_scale: f64,
+    /// Cloud-side latency of one API call, in cloud milliseconds.
+    #[arg(long, default_value_t = 100)]
+    pub latency_ms: u64,
+    /// Give up after this many (wall) seconds.
+    #[arg(long, default_value_t = 120.0)]
+    pub timeout: f64,
+    /// Seed of the generated cluster.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// How long discovered tables and node lookups are trusted, in cloud seconds (the
+    /// controller's default is 600): short enough and cache expiry happens inside the run.
+    #[arg(long, default_value_t = 600.0)]
+    pub discovery_ttl: f64,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// Drive the cluster through the mock Kubernetes API with `--replicas` separate
+    /// `cni-cloud-controller run` processes competing for the Lease (AWS).
+    #[arg(long)]
+    pub kube: bool,
+    /// Controller processes in `--kube` mode.
+    #[arg(long, default_value_t = 2)]
+    pub replicas: u32,
+    /// `--kube`: SIGKILL the leader once this share of the routes is present.
+    #[arg(long)]
+    pub kill_leader_at: Option<f64>,
+    /// `--kube`: the deploy/base whose RBAC the mock API enforces (default: deploy/base's,
+    /// built into this binary).
+    #[arg(long)]
+    pub deploy_dir: Option<std::path::PathBuf>,
+    /// Draw routes present over time (the mock cloud's state) against the rate-limit floor,
+    /// with throttles, injected faults and (--kube) leader changes, into this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<std::path::PathBuf>,
+}
+
+impl SimulateArgs {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.nodes == 0 || self.nodes > 60_000 {
+            bail!("--nodes must be within 1..=60000, got {}", self.nodes);
+        }
+        if self.tables == 0 || self.tables > 50 {
+            bail!("--tables must be within 1..=50, got {}", self.tables);
+        }
+        if !(0.0..=1.0).contains(&self.faults) {
+            bail!("--faults must be within 0..=1, got {}", self.faults);
+        }
+        if !(0.0..=1.0).contains(&self.churn) {
+            bail!("--churn must be within 0..=1, got {}", self.churn);
+        }
+        if !(self.time_scale.is_finite() && self.time_scale > 0.0 && self.time_scale <= 1000.0) {
+            bail!(
+                "--time-scale must be within (0, 1000], got {}",
+                self.time_scale
+            );
+        }
+        if !(self.timeout.is_finite() && self.timeout > 0.0) {
+            bail!("--timeout must be > 0, got {}", self.timeout);
+        }
+        if self.kube && self.cloud != CloudKind::Aws {
+            bail!("--kube runs the AWS scenario; use --cloud aws");
+        }
+        if !self.kube && (self.kill_leader_at.is_some() || self.deploy_dir.is_some()) {
+            bail!("--kill-leader-at and --deploy-dir need --kube");
+        }
+        if self.kube && !(1..=5).contains(&self.replicas) {
+            bail!("--replicas must be within 1..=5, got {}", self.replicas);
+        }
+        if let Some(f) = self.kill_leader_at
+            && (!(f > 0.0 && f <= 1.0) || self.replicas < 2)
+        {
+            bail!("--kill-leader-at must be within (0, 1] and needs --replicas 2 or more, got {f}");
+        }
+        if self.kube && (self.churn > 0.0 || self.faults > 0.0) {
+            bail!("--churn and --faults are not available with --kube");
+        }
+        if self.route_limit == Some(0) {
+            bail!("--route-limit must be at least 1");
+        }
+        Ok(())
+    }
+
+    pub fn cloud_name(&self) -> String {
+        match self.cloud {
+            CloudKind::Aws => "aws".into(),
+            CloudKind::Azure => "azure".into(),
+        }
+    }
+}

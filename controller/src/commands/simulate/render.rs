@@ -1,0 +1,83 @@
+//! `simulate --output text`: the report as the summary a person reads.
+
+use std::fmt::Write as _;
+
+use super::report::SimReport;
+
+impl SimReport {
+    pub fn render(&self) -> String {
+        let mut o = String::new();
+        let ratio = if self.floor_seconds > 0.0 {
+            format!("{:.2}× the floor", self.seconds / self.floor_seconds)
+        } else {
+            "no floor (within the burst)".to_owned()
+        };
+        let _ = writeln!(o, "cloud            {}", self.cloud);
+        let _ = writeln!(o, "nodes            {}", self.nodes);
+        let _ = writeln!(
+            o,
+            "routes           {} of {} present, {} wrong",
+            self.fabric.routes_present, self.fabric.routes_expected, self.fabric.routes_wrong
+        );
+        let _ = writeln!(
+            o,
+            "foreign routes   {} ({} touched)",
+            self.fabric.foreign_routes, self.fabric.foreign_routes_touched
+        );
+        let _ = writeln!(
+            o,
+            "quota-blocked    {} nodes (controller reported {})",
+            self.fabric.quota_blocked_nodes, self.quota_blocked_reported
+        );
+        let _ = writeln!(
+            o,
+            "converged        {} in {:.2} s (floor {:.2} s: {ratio}, time scale ×{})",
+            self.converged, self.seconds, self.floor_seconds, self.time_scale
+        );
+        let _ = writeln!(
+            o,
+            "mutating calls   {} ({} node prep), throttled {}, faults injected {}",
+            self.mutating_calls, self.node_prep_calls, self.throttled, self.faults_injected
+        );
+        let calls: Vec<String> = self
+            .api_calls
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let _ = writeln!(o, "api calls        {}", calls.join(" "));
+        let _ = writeln!(
+            o,
+            "node reads       {:.3} per node (instance / VM / NIC lookups and checks)",
+            self.reads_per_node
+        );
+        if let Some(s) = &self.steady_state {
+            let _ = writeln!(
+                o,
+                "resync pass      {} mutating, {} listings for {} tables",
+                s.mutating_calls, s.list_calls, s.tables
+            );
+        }
+        if let Some(k) = &self.kube {
+            let _ = writeln!(
+                o,
+                "kubernetes       {} replicas, {} leader changes, failover {}, {} duplicate writes, {} of {} node conditions correct",
+                k.replicas,
+                k.leader_changes,
+                k.failover_seconds
+                    .map(|s| format!("{s:.2} s"))
+                    .unwrap_or_else(|| "n/a".into()),
+                k.duplicate_mutations,
+                k.nodes_condition_correct,
+                self.nodes
+            );
+        }
+        if let Some(c) = &self.churn {
+            let _ = writeln!(
+                o,
+                "churn            {} nodes replaced: converged {} in {:.2} s with {} mutating calls",
+                c.nodes_replaced, c.converged, c.seconds, c.mutating_calls
+            );
+        }
+        o
+    }
+}
