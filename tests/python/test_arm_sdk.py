@@ -234,6 +234,35 @@ def test_sdk_pages_through_a_resource_groups_network_interfaces(tmp_path):
         mock.stop()
 
 
+def test_sdk_lists_every_route_table_of_the_subscription_page_by_page(tmp_path):
+    """`route_tables.list_all()` is the subscription-level list real ARM serves (paged);
+    the mock answered InvalidResourceType before. Tables in two resource groups, two per
+    page: the SDK follows nextLink to all of them and nothing else (no NICs, no VMs)."""
+    if NetworkManagementClient is None:
+        _missing(f"azure-mgmt-network is not installed ({IMPORT_ERROR})")
+    mock = MockArm(tmp_path, "--list-page-size", "2", more_vms=2)
+    try:
+        client = mock.client()
+        for rg, name in [(RG, "pods-a"), ("other-rg", "pods-b"), ("other-rg", "pods-c")]:
+            client.route_tables.begin_create_or_update(
+                rg, name, RouteTable(location="westeurope", routes=[]), **HTTP
+            ).result()
+        before = mock.stats().get("Microsoft.Network/routeTables/read", {}).get("ok", 0)
+        tables = sorted((t.id.split("/")[4], t.name) for t in client.route_tables.list_all(**HTTP))
+        assert tables == [
+            (RG, "existing"),
+            (RG, "pods-a"),
+            ("other-rg", "pods-b"),
+            ("other-rg", "pods-c"),
+        ], tables
+        pages = mock.stats()["Microsoft.Network/routeTables/read"]["ok"] - before
+        assert pages == 2, f"4 tables at 2 per page: {pages} requests"
+        # The resource-group list pages the same way and stays within its group.
+        assert sorted(t.name for t in client.route_tables.list("other-rg", **HTTP)) == ["pods-b", "pods-c"]
+    finally:
+        mock.stop()
+
+
 def test_sdk_reports_a_failed_long_running_operation(tmp_path):
     if NetworkManagementClient is None:
         _missing(f"azure-mgmt-network is not installed ({IMPORT_ERROR})")

@@ -19,18 +19,48 @@ pub(super) fn router(mock: Arc<ArmMock>) -> axum::Router {
 /// What a request addresses. Ids keep the caller's spelling; lookups ignore case, as ARM's do.
 #[derive(Debug, Clone, PartialEq)]
 enum Target {
-    Operation { id: String },
-    TableList { scope: String },
-    Table { id: String, name: String },
-    RouteList { table: String },
-    Route { table: String, name: String },
-    Nic { id: String },
-    NicList { scope: String },
-    Vm { id: String },
-    VmList { scope: String },
-    VmssVm { id: String },
-    VmssNicList { vm: String },
-    VmssNic { id: String },
+    Operation {
+        id: String,
+    },
+    /// Every route table of a subscription (`route_tables.list_all()`).
+    SubscriptionTableList {
+        subscription: String,
+    },
+    TableList {
+        scope: String,
+    },
+    Table {
+        id: String,
+        name: String,
+    },
+    RouteList {
+        table: String,
+    },
+    Route {
+        table: String,
+        name: String,
+    },
+    Nic {
+        id: String,
+    },
+    NicList {
+        scope: String,
+    },
+    Vm {
+        id: String,
+    },
+    VmList {
+        scope: String,
+    },
+    VmssVm {
+        id: String,
+    },
+    VmssNicList {
+        vm: String,
+    },
+    VmssNic {
+        id: String,
+    },
     Unknown,
 }
 
@@ -41,6 +71,16 @@ fn eq(a: &str, b: &str) -> bool {
 fn parse(path: &str) -> Target {
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     match segs.as_slice() {
+        [s, sub, p, ns, t]
+            if eq(s, "subscriptions")
+                && eq(p, "providers")
+                && eq(ns, "Microsoft.Network")
+                && eq(t, "routeTables") =>
+        {
+            Target::SubscriptionTableList {
+                subscription: (*sub).to_owned(),
+            }
+        }
         ["subscriptions", _, p, ns, l, _, o, id]
             if eq(p, "providers")
                 && eq(ns, "Microsoft.Network")
@@ -115,7 +155,9 @@ fn operation_name(target: &Target, method: &Method) -> &'static str {
     let delete = *method == Method::DELETE;
     match target {
         Target::Operation { .. } => "Microsoft.Network/locations/operations/read",
-        Target::TableList { .. } => "Microsoft.Network/routeTables/read",
+        Target::TableList { .. } | Target::SubscriptionTableList { .. } => {
+            "Microsoft.Network/routeTables/read"
+        }
         Target::Table { .. } if write => "Microsoft.Network/routeTables/write",
         Target::Table { .. } if delete => "Microsoft.Network/routeTables/delete",
         Target::Table { .. } => "Microsoft.Network/routeTables/read",
@@ -334,10 +376,21 @@ fn serve(
             }
             Ok(resp)
         }
-        (Target::TableList { scope }, &Method::GET) => Ok(json_response(
-            StatusCode::OK,
-            &json!({"value": world.list_prefix(scope, 1)}),
-        )),
+        (Target::TableList { scope }, &Method::GET) => {
+            page(mock, uri, host, &version, world.list_prefix(scope, 1))
+        }
+        (Target::SubscriptionTableList { subscription }, &Method::GET) => {
+            let tables = world.list_prefix(&format!("/subscriptions/{subscription}"), 6);
+            let tables = tables
+                .into_iter()
+                .filter(|t| {
+                    t["type"]
+                        .as_str()
+                        .is_some_and(|ty| eq(ty, "Microsoft.Network/routeTables"))
+                })
+                .collect();
+            page(mock, uri, host, &version, tables)
+        }
         (Target::Table { id, .. }, &Method::GET) => world
             .get(id)
             .map(|t| json_response(StatusCode::OK, &t))
@@ -426,30 +479,7 @@ fn serve(
                 )
             }),
         (Target::NicList { scope } | Target::VmList { scope }, &Method::GET) => {
-            // Resource-group lists are paged: `nextLink` carries the offset in `$skiptoken`.
-            let items = world.list_prefix(scope, 1);
-            let from = form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
-                .find(|(k, _)| k == "$skiptoken")
-                .map(|(_, v)| {
-                    v.parse::<usize>().map_err(|_| {
-                        ArmError::new(
-                            400,
-                            "InvalidSkipToken",
-                            format!("The skip token '{v}' is not valid."),
-                        )
-                    })
-                })
-                .transpose()?
-                .unwrap_or(0);
-            let to = (from + mock.config.list_page_size.max(1)).min(items.len());
-            let mut page = json!({"value": items.get(from..to).unwrap_or_default()});
-            if to < items.len() {
-                page["nextLink"] = json!(format!(
-                    "http://{host}{}?api-version={version}&$skiptoken={to}",
-                    uri.path()
-                ));
-            }
-            Ok(json_response(StatusCode::OK, &page))
+            page(mock, uri, host, &version, world.list_prefix(scope, 1))
         }
         (Target::VmssNicList { vm }, &Method::GET) => {
             if world.get(vm).is_none() {
@@ -478,6 +508,39 @@ fn serve(
             format!("The method '{method}' is not allowed for '{}'.", uri.path()),
         )),
     }
+}
+
+/// One page of a list: ARM pages every list, `nextLink` carrying the offset in
+/// `$skiptoken` (an invalid one is a 400, as ARM answers).
+fn page(
+    mock: &ArmMock,
+    uri: &Uri,
+    host: &str,
+    version: &str,
+    items: Vec<Value>,
+) -> Result<Response, ArmError> {
+    let from = form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == "$skiptoken")
+        .map(|(_, v)| {
+            v.parse::<usize>().map_err(|_| {
+                ArmError::new(
+                    400,
+                    "InvalidSkipToken",
+                    format!("The skip token '{v}' is not valid."),
+                )
+            })
+        })
+        .transpose()?
+        .unwrap_or(0);
+    let to = (from + mock.config.list_page_size.max(1)).min(items.len());
+    let mut page = json!({"value": items.get(from..to).unwrap_or_default()});
+    if to < items.len() {
+        page["nextLink"] = json!(format!(
+            "http://{host}{}?api-version={version}&$skiptoken={to}",
+            uri.path()
+        ));
+    }
+    Ok(json_response(StatusCode::OK, &page))
 }
 
 /// `Retry-After` for a running operation: the cloud seconds left, at most ARM's usual 10.
