@@ -1253,3 +1253,38 @@ fn pod_traffic_is_masqueraded_only_outside_the_non_masquerade_cidrs() {
         "VPC traffic keeps the pod address; internet traffic is masqueraded to the node's"
     );
 }
+
+/// The plugin binary runs `cni-cloud install` through its sibling installer; alone (copied
+/// somewhere without it) it says what is missing instead of failing obscurely.
+#[test]
+fn install_without_the_sibling_installer_binary_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let lone = dir.path().join("cni-cloud");
+    fs::copy(BIN, &lone).unwrap();
+    let out = Command::new(&lone)
+        .args(["install", "--check"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(
+            &*dir
+                .path()
+                .join(cni_cloud::INSTALLER_BINARY)
+                .to_string_lossy()
+        ) && err.contains("ships next to cni-cloud"),
+        "{err}"
+    );
+    // With it next to the plugin, `cni-cloud install` reaches the installer.
+    let installer = fs::canonicalize(BIN)
+        .unwrap()
+        .with_file_name(cni_cloud::INSTALLER_BINARY);
+    fs::copy(installer, dir.path().join(cni_cloud::INSTALLER_BINARY)).unwrap();
+    let out = Command::new(&lone)
+        .args(["install", "--help"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--cni-versions"));
+}
