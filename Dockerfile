@@ -21,11 +21,12 @@ COPY . .
 # node, where the container runtime executes it with the *host's* libc — a dynamic binary
 # built here would need this image's glibc on every host (Amazon Linux 2 has 2.26, Ubuntu
 # 22.04 2.35). Static, it also maps no shared libraries, which keeps the peak RSS of every
-# ADD/DEL under the reference plugins' (cni-cloud/README.md, benchmark).
+# ADD/DEL under the reference plugins' (cni-cloud/README.md, benchmark). The controller is built
+# without its default `simulate` feature: no mock clouds or Kubernetes API in the image.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     host="$(rustc -vV | sed -n 's/^host: //p')" \
- && cargo build --release --locked -p cni-cloud-controller \
+ && cargo build --release --locked -p cni-cloud-controller --no-default-features \
  && RUSTFLAGS="-C target-feature=+crt-static" \
     cargo build --release --locked -p cni-cloud --bin cni-cloud --bin cni-cloud-install --target "$host" \
  && install -D -m 0755 "target/$host/release/cni-cloud" /out/usr/local/bin/cni-cloud \

@@ -7,4 +7,5 @@ pub mod kube;
 pub mod metrics;
 pub mod planner;
 pub mod reconcile;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;

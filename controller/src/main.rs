@@ -1,6 +1,8 @@
 use clap::{Parser, Subcommand};
 
-use cni_cloud_controller::commands::{plan, run, simulate};
+#[cfg(feature = "simulate")]
+use cni_cloud_controller::commands::simulate;
+use cni_cloud_controller::commands::{plan, run};
 
 /// Writes every Node's PodCIDRs into the AWS VPC / Azure VNet route tables.
 #[derive(Parser)]
@@ -17,6 +19,7 @@ enum Command {
     /// Show what `run` would change now, without changing it (exit 2 when changes are pending).
     Plan(Box<plan::PlanArgs>),
     /// Run the real controller against an in-process mock cloud with a generated cluster.
+    #[cfg(feature = "simulate")]
     Simulate(simulate::SimulateArgs),
 }
 
@@ -36,6 +39,7 @@ fn main() {
         match cli.command {
             Command::Run(args) => run::run(*args).await.map(|()| 0),
             Command::Plan(args) => plan::plan(*args).await,
+            #[cfg(feature = "simulate")]
             Command::Simulate(args) => simulate::simulate(args).await,
         }
     });

@@ -4,6 +4,7 @@ pub mod cloud;
 pub mod nodes_file;
 pub mod plan;
 pub mod run;
+#[cfg(feature = "simulate")]
 pub mod simulate;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
