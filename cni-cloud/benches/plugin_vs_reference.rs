@@ -227,7 +227,11 @@ fn main() {
     // IPv4 only: the reference ptp waits for IPv6 DAD (seconds), which would swamp the rest.
     // A /23 holds 250 pods plus the spare rounds without wrapping (max-pods 250 needs > /24).
     let subnet = "10.200.0.0/23";
-    let plugins = [
+    let cni_cloud_conf = move |dir: &std::path::Path| {
+        json!({"cniVersion": "1.0.0", "name": "bench", "type": "cni-cloud", "mtu": 1500,
+               "ranges": [[{"subnet": subnet}]], "dataDir": dir.to_string_lossy()})
+    };
+    let mut plugins = vec![
         Plugin {
             label: "reference ptp + host-local",
             binary: format!("{REFERENCE_DIR}/ptp"),
@@ -241,12 +245,18 @@ fn main() {
             label: "cni-cloud",
             // CNI_CLOUD_BENCH_BINARY: measure another build (e.g. a static deployment build).
             binary: std::env::var("CNI_CLOUD_BENCH_BINARY").unwrap_or_else(|_| PLUGIN.to_string()),
-            conf: Box::new(move |dir| {
-                json!({"cniVersion": "1.0.0", "name": "bench", "type": "cni-cloud", "mtu": 1500,
-                       "ranges": [[{"subnet": subnet}]], "dataDir": dir.to_string_lossy()})
-            }),
+            conf: Box::new(cni_cloud_conf),
         },
     ];
+    // CNI_CLOUD_BENCH_BASELINE: an older build measured in the same run, for before/after
+    // side by side on a machine whose load drifts between runs.
+    if let Ok(binary) = std::env::var("CNI_CLOUD_BENCH_BASELINE") {
+        plugins.push(Plugin {
+            label: "cni-cloud baseline (CNI_CLOUD_BENCH_BASELINE)",
+            binary,
+            conf: Box::new(cni_cloud_conf),
+        });
+    }
     let results: Vec<(&str, Stats)> = plugins
         .iter()
         .map(|p| {
@@ -333,5 +343,12 @@ fn main() {
             p50(&o.add_at_zero).as_secs_f64() / f,
             p50(&r.add).as_secs_f64() / f,
         );
+        if let Some((_, b)) = results.get(2) {
+            println!(
+                "ADD p50 / static floor: baseline {:.2}, at 0 allocated {:.2}",
+                p50(&b.add).as_secs_f64() / f,
+                p50(&b.add_at_zero).as_secs_f64() / f,
+            );
+        }
     }
 }
