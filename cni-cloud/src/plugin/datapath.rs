@@ -10,14 +10,14 @@
 //! packet goes through the host's routing and netfilter (kube-proxy, hairpin) like ptp.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 
 use super::env::Attachment;
 use ipnet::IpNet;
 
 use super::error::{CHECK_FAILED, CniError, HOST_NAME_TAKEN, ROUTE_TAKEN, Result};
-use super::netlink::{IFF_UP, Netlink, Request, format_mac};
-use super::netns::{join_thread_to, run_in, sysctl};
+use super::netlink::{Change, Client, IFF_UP, Netlink, Veth, format_mac};
+use super::netns::{join_thread_to, run_in};
 use super::result::{CniResult, Interface, IpConfig, RouteEntry};
 
 pub const GATEWAY_V4: IpAddr = IpAddr::V4(Ipv4Addr::new(169, 254, 1, 1));
@@ -48,6 +48,21 @@ fn kernel(what: &str) -> impl Fn(std::io::Error) -> CniError + '_ {
     move |e| CniError::kernel(what, e)
 }
 
+/// A netlink client in the calling thread's network namespace: the plugin's (the node's), or
+/// a pod's on a thread that joined it.
+fn open(what: &str) -> Result<Netlink> {
+    Netlink::open().map_err(kernel(what))
+}
+
+/// Where the pod's half of an ADD runs: [`PodSide`]'s thread in the pod's netns, or (unit
+/// tests) a fake client at hand.
+trait PodWork {
+    /// Hands over the pod end's index and addresses; the work runs while the caller goes on.
+    fn dispatch(&mut self, job: PodJob);
+    /// The outcome of the dispatched work (Ok when none was dispatched).
+    fn finish(self) -> Result<()>;
+}
+
 /// The pod's half of an ADD, on a dedicated OS thread that has joined the pod's netns (so
 /// its netlink socket, and the sysctls it writes, are the pod's). It is started before the
 /// address allocation, so the thread's start, `setns` and socket overlap the IPAM work, and
@@ -76,7 +91,7 @@ impl<'scope> PodSide<'scope> {
         let raw = netns.as_raw_fd();
         let done = scope.spawn(move || {
             join_thread_to(raw)?;
-            let mut pod = Netlink::open().map_err(kernel("open netlink in pod"))?;
+            let mut pod = open("open netlink in pod")?;
             match jobs.recv() {
                 Ok(job) => configure_pod(&mut pod, job),
                 Err(_) => Ok(()), // the ADD ended before the pod side was needed
@@ -84,10 +99,12 @@ impl<'scope> PodSide<'scope> {
         });
         Self { job, done }
     }
+}
 
+impl PodWork for PodSide<'_> {
     /// Hands the pod end's index and addresses to the thread, which configures it while the
     /// caller goes on; [`PodSide::finish`] collects the outcome.
-    fn dispatch(&self, job: PodJob) {
+    fn dispatch(&mut self, job: PodJob) {
         // A closed channel means the thread already ended (setns failed): `finish` says why.
         let _ = self.job.send(job);
     }
@@ -104,34 +121,45 @@ impl<'scope> PodSide<'scope> {
 /// Routes and neighbours are created exclusively: when the pod already routes a destination
 /// through another interface (another attachment's default route), the ADD fails with
 /// [`ROUTE_TAKEN`] naming it, and the caller's undo removes this interface and all of it.
-fn configure_pod(pod: &mut Netlink, job: PodJob) -> Result<()> {
+fn configure_pod(pod: &mut impl Client, job: PodJob) -> Result<()> {
     if job.ips.iter().any(IpAddr::is_ipv6) {
         // Belt and braces with IFA_F_NODAD: nothing on this interface waits for DAD.
-        let _ = sysctl(&format!("net/ipv6/conf/{}/accept_dad", job.ifname), "0");
+        let _ = pod.sysctl(&format!("net/ipv6/conf/{}/accept_dad", job.ifname), "0");
     }
-    let mut requests = Vec::new();
+    let index = job.index;
+    let mut changes = Vec::new();
     for ip in &job.ips {
-        requests.push(Request::add_addr(job.index, *ip, host_len(ip)));
+        changes.push(Change::AddAddr {
+            index,
+            ip: *ip,
+            prefix: host_len(ip),
+        });
     }
-    requests.push(Request::set_up(job.index));
+    changes.push(Change::SetUp { index });
     let primary = job.routes.iter().any(|r| r.prefix_len() == 0);
     for ip in &job.ips {
         let gw = gateway(ip);
-        requests.push(Request::add_neighbour(job.index, gw, HOST_MAC));
+        changes.push(Change::AddNeighbour {
+            index,
+            ip: gw,
+            mac: HOST_MAC,
+        });
         if gw.is_ipv4() && primary {
-            requests.push(Request::add_route(gw, 32, None, job.index));
+            changes.push(host_route(gw, index));
         }
     }
     for dst in &job.routes {
         let gw = gateway(&dst.addr());
-        requests.push(if gw.is_ipv4() && !primary {
+        changes.push(Change::AddRoute {
+            dst: dst.addr(),
+            dst_len: dst.prefix_len(),
+            gateway: Some(gw),
+            oif: index,
             // No pod-wide route to 169.254.1.1: that one is the primary attachment's.
-            Request::add_route_onlink(dst.addr(), dst.prefix_len(), gw, job.index)
-        } else {
-            Request::add_route(dst.addr(), dst.prefix_len(), Some(gw), job.index)
+            onlink: gw.is_ipv4() && !primary,
         });
     }
-    match pod.batch(requests) {
+    match pod.apply(&changes) {
         Ok(()) => Ok(()),
         Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
             let mut wanted: Vec<(IpAddr, u8)> = job
@@ -162,7 +190,7 @@ fn configure_pod(pod: &mut Netlink, job: PodJob) -> Result<()> {
 /// After an EEXIST: which of the `wanted` routes (destination, prefix) this namespace already
 /// has through an interface other than `ours`, as a [`ROUTE_TAKEN`] error naming it.
 fn route_taken(
-    nl: &mut Netlink,
+    nl: &mut impl Client,
     ours: u32,
     wanted: &[(IpAddr, u8)],
     whose: &str,
@@ -219,6 +247,26 @@ fn random_mac() -> [u8; 6] {
     mac
 }
 
+/// A host route: `ip` alone, out of `oif`, scope link.
+fn host_route(ip: IpAddr, oif: u32) -> Change {
+    Change::AddRoute {
+        dst: ip,
+        dst_len: host_len(&ip),
+        gateway: None,
+        oif,
+        onlink: false,
+    }
+}
+
+/// What an ADD asks of the data path.
+struct Add<'a> {
+    attachment: &'a Attachment,
+    netns_path: &'a str,
+    ips: &'a [IpAddr],
+    routes: &'a [IpNet],
+    mtu: u32,
+}
+
 /// Creates the attachment. On error the caller tears down (the host veth name is enough).
 pub fn setup(
     a: &Attachment,
@@ -229,26 +277,52 @@ pub fn setup(
     routes: &[IpNet],
     mtu: u32,
 ) -> Result<CniResult> {
+    let mut host = open("open netlink")?;
+    let add = Add {
+        attachment: a,
+        netns_path,
+        ips,
+        routes,
+        mtu,
+    };
+    setup_with(&mut host, pod, netns.as_raw_fd(), &add, random_mac())
+}
+
+/// [`setup`] over a host client and the pod's worker: the pair (its pod end `pod_mac` in
+/// `netns`), the host's routes here, the pod end's configuration on `pod` meanwhile.
+fn setup_with(
+    host: &mut impl Client,
+    mut pod: impl PodWork,
+    netns: RawFd,
+    add: &Add<'_>,
+    pod_mac: [u8; 6],
+) -> Result<CniResult> {
+    let Add {
+        attachment: a,
+        netns_path,
+        ips,
+        routes,
+        mtu,
+    } = *add;
     let host_name = host_veth_name(a);
-    let mut host = Netlink::open().map_err(kernel("open netlink"))?;
     let has_v4 = ips.iter().any(IpAddr::is_ipv4);
     let has_v6 = ips.iter().any(IpAddr::is_ipv6);
     if has_v4 {
-        sysctl("net/ipv4/ip_forward", "1").map_err(kernel("enable IPv4 forwarding"))?;
+        host.sysctl("net/ipv4/ip_forward", "1")
+            .map_err(kernel("enable IPv4 forwarding"))?;
     }
     if has_v6 {
-        sysctl("net/ipv6/conf/all/forwarding", "1").map_err(kernel("enable IPv6 forwarding"))?;
+        host.sysctl("net/ipv6/conf/all/forwarding", "1")
+            .map_err(kernel("enable IPv6 forwarding"))?;
     }
-    let pod_mac = random_mac();
-    host.create_veth(
-        &host_name,
-        HOST_MAC,
-        &a.ifname,
-        pod_mac,
-        netns.as_raw_fd(),
+    let veth = Veth {
+        host_name: &host_name,
+        host_mac: HOST_MAC,
+        peer_name: &a.ifname,
+        peer_mac: pod_mac,
         mtu,
-    )
-    .map_err(|e| {
+    };
+    host.create_veth(&veth, netns).map_err(|e| {
         if e.raw_os_error() == Some(libc::EEXIST) {
             CniError::new(
                 HOST_NAME_TAKEN,
@@ -280,19 +354,20 @@ pub fn setup(
         if has_v6 {
             // The gateway address itself, usable at once: the host answers the pod's traffic
             // to fe80::1 and sends its neighbour solicitations from it.
-            sysctl(&format!("net/ipv6/conf/{host_name}/accept_dad"), "0")
+            host.sysctl(&format!("net/ipv6/conf/{host_name}/accept_dad"), "0")
                 .map_err(kernel("host accept_dad"))?;
-            host.add_addr(link.index, GATEWAY_V6, 64)
-                .map_err(kernel("add fe80::1 to host veth"))?;
+            host.apply(&[Change::AddAddr {
+                index: link.index,
+                ip: GATEWAY_V6,
+                prefix: 64,
+            }])
+            .map_err(kernel("add fe80::1 to host veth"))?;
         }
-        let routes = ips
-            .iter()
-            .map(|ip| Request::add_route(*ip, host_len(ip), None, link.index))
-            .collect();
-        host.batch(routes).map_err(|e| {
+        let routes: Vec<Change> = ips.iter().map(|ip| host_route(*ip, link.index)).collect();
+        host.apply(&routes).map_err(|e| {
             let wanted: Vec<(IpAddr, u8)> = ips.iter().map(|ip| (*ip, host_len(ip))).collect();
             (e.raw_os_error() == Some(libc::EEXIST))
-                .then(|| route_taken(&mut host, link.index, &wanted, "the node"))
+                .then(|| route_taken(&mut *host, link.index, &wanted, "the node"))
                 .flatten()
                 .unwrap_or_else(|| CniError::kernel("add host route", e))
         })
@@ -334,7 +409,10 @@ pub fn setup(
 /// Removes the host end now (the kernel removes its peer and the host routes with it).
 /// Ok(false) when there was nothing to remove. For ADD's undo and GC; DEL uses [`retire`].
 pub fn teardown(a: &Attachment) -> Result<bool> {
-    let mut host = Netlink::open().map_err(kernel("open netlink"))?;
+    teardown_with(&mut open("open netlink")?, a)
+}
+
+fn teardown_with(host: &mut impl Client, a: &Attachment) -> Result<bool> {
     host.delete_link(&host_veth_name(a))
         .map_err(kernel("delete host veth"))
 }
@@ -358,8 +436,37 @@ fn retired_name(index: u32) -> String {
 /// netns — finds both names free. If any of that fails, the pair is deleted synchronously
 /// instead, as before.
 pub fn retire(a: &Attachment, netns: Option<&std::fs::File>) -> Result<bool> {
+    let mut host = open("open netlink")?;
+    retire_with(
+        &mut host,
+        a,
+        |host_index, grave| {
+            netns.is_none_or(|ns| {
+                let (ifname, grave) = (a.ifname.clone(), grave.to_string());
+                run_in(ns.as_fd(), move || {
+                    retire_pod_end(
+                        &mut open("open netlink in pod")?,
+                        &ifname,
+                        host_index,
+                        &grave,
+                    )
+                })
+                .is_ok()
+            })
+        },
+        delete_detached,
+    )
+}
+
+/// [`retire`] over a host client; `pod_end(host index, grave)` sets the pod's end aside (true
+/// when nothing of ours is left under the ifname) and `detach(index)` starts the deleter.
+fn retire_with(
+    host: &mut impl Client,
+    a: &Attachment,
+    pod_end: impl FnOnce(u32, &str) -> bool,
+    detach: impl FnOnce(u32) -> bool,
+) -> Result<bool> {
     let host_name = host_veth_name(a);
-    let mut host = Netlink::open().map_err(kernel("open netlink"))?;
     let Some(link) = host
         .link_by_name(&host_name)
         .map_err(kernel("look up host veth"))?
@@ -368,37 +475,30 @@ pub fn retire(a: &Attachment, netns: Option<&std::fs::File>) -> Result<bool> {
     };
     let grave = retired_name(link.index);
     let set_aside = host.set_down(link.index).is_ok()
-        && netns.is_none_or(|ns| retire_pod_end(a, ns, link.index, &grave))
+        && pod_end(link.index, &grave)
         && host.rename(link.index, &grave).is_ok();
-    if set_aside && delete_detached(link.index) {
+    if set_aside && detach(link.index) {
         return Ok(true);
     }
     host.delete_index(link.index)
         .map_err(kernel("delete host veth"))
 }
 
-/// Downs and renames the pod's end of the pair whose host end is `host_index`; true when
-/// nothing of ours is left under the attachment's ifname. Another link under that name (not
-/// our peer) is left alone.
-fn retire_pod_end(a: &Attachment, netns: &std::fs::File, host_index: u32, grave: &str) -> bool {
-    let ifname = a.ifname.clone();
-    let grave = grave.to_string();
-    run_in(netns.as_fd(), move || {
-        let mut pod = Netlink::open().map_err(kernel("open netlink in pod"))?;
-        match pod
-            .link_by_name(&ifname)
-            .map_err(kernel("look up pod interface"))?
-        {
-            Some(l) if l.peer_index == Some(host_index) => {
-                pod.set_down(l.index)
-                    .map_err(kernel("set pod interface down"))?;
-                pod.rename(l.index, &grave)
-                    .map_err(kernel("rename pod interface"))
-            }
-            _ => Ok(()),
+/// Downs and renames, in the pod's namespace, the end under `ifname` of the pair whose host end
+/// is `host_index`. Another link under that name (not our peer) is left alone.
+fn retire_pod_end(pod: &mut impl Client, ifname: &str, host_index: u32, grave: &str) -> Result<()> {
+    match pod
+        .link_by_name(ifname)
+        .map_err(kernel("look up pod interface"))?
+    {
+        Some(l) if l.peer_index == Some(host_index) => {
+            pod.set_down(l.index)
+                .map_err(kernel("set pod interface down"))?;
+            pod.rename(l.index, grave)
+                .map_err(kernel("rename pod interface"))
         }
-    })
-    .is_ok()
+        _ => Ok(()),
+    }
 }
 
 /// Forks a child that deletes link `index` and exits; the caller does not wait for it. False
@@ -430,7 +530,10 @@ fn delete_detached(index: u32) -> bool {
 /// GC: removes retired host links a detached deleter did not get to (it was killed, or the
 /// node ran out of processes). Only down veths under [`RETIRED_PREFIX`] are touched.
 pub fn sweep_retired() -> Result<usize> {
-    let mut host = Netlink::open().map_err(kernel("open netlink"))?;
+    sweep_retired_with(&mut open("open netlink")?)
+}
+
+fn sweep_retired_with(host: &mut impl Client) -> Result<usize> {
     let mut removed = 0;
     for l in host.links().map_err(kernel("list host links"))? {
         if l.name.starts_with(RETIRED_PREFIX)
@@ -457,8 +560,23 @@ pub fn check(
     ips: &[IpAddr],
     routes: &[IpNet],
 ) -> Result<()> {
+    check_host(&mut open("open netlink")?, a, ips)?;
+    let ifname = a.ifname.clone();
+    let pod_ips = ips.to_vec();
+    let pod_routes = routes.to_vec();
+    run_in(netns.as_fd(), move || {
+        check_pod(
+            &mut open("open netlink in pod")?,
+            &ifname,
+            &pod_ips,
+            &pod_routes,
+        )
+    })
+}
+
+/// CHECK's host half: the host end is up and routes every address.
+fn check_host(host: &mut impl Client, a: &Attachment, ips: &[IpAddr]) -> Result<()> {
     let host_name = host_veth_name(a);
-    let mut host = Netlink::open().map_err(kernel("open netlink"))?;
     let link = host
         .link_by_name(&host_name)
         .map_err(kernel("look up host veth"))?
@@ -480,46 +598,46 @@ pub fn check(
             )));
         }
     }
-    let ifname = a.ifname.clone();
-    let pod_ips = ips.to_vec();
-    let pod_routes = routes.to_vec();
-    run_in(netns.as_fd(), move || {
-        let mut pod = Netlink::open().map_err(kernel("open netlink in pod"))?;
-        let link = pod
-            .link_by_name(&ifname)
-            .map_err(kernel("look up pod interface"))?
-            .ok_or_else(|| mismatch(format!("pod interface {ifname} is missing")))?;
-        if link.flags & IFF_UP == 0 {
-            return Err(mismatch(format!("pod interface {ifname} is down")));
-        }
-        let addrs = pod
-            .addrs(link.index)
-            .map_err(kernel("list pod addresses"))?;
-        for ip in &pod_ips {
-            if !addrs.iter().any(|x| x.ip == *ip) {
-                return Err(mismatch(format!(
-                    "pod address {ip} is missing from {ifname}"
-                )));
-            }
-        }
-        for dst in &pod_routes {
-            let gw = gateway(&dst.addr());
-            let routes = pod
-                .routes(dst.addr().is_ipv4())
-                .map_err(kernel("list pod routes"))?;
-            if !routes.iter().any(|r| {
-                r.dst == dst.addr()
-                    && r.dst_len == dst.prefix_len()
-                    && r.gateway == Some(gw)
-                    && r.oif == Some(link.index)
-            }) {
-                return Err(mismatch(if dst.prefix_len() == 0 {
-                    format!("pod default route via {gw} dev {ifname} is missing")
-                } else {
-                    format!("pod route {dst} via {gw} dev {ifname} is missing")
-                }));
-            }
-        }
-        Ok(())
-    })
+    Ok(())
 }
+
+/// CHECK's pod half: the interface is up with every address and every route via its gateway.
+fn check_pod(pod: &mut impl Client, ifname: &str, ips: &[IpAddr], routes: &[IpNet]) -> Result<()> {
+    let link = pod
+        .link_by_name(ifname)
+        .map_err(kernel("look up pod interface"))?
+        .ok_or_else(|| mismatch(format!("pod interface {ifname} is missing")))?;
+    if link.flags & IFF_UP == 0 {
+        return Err(mismatch(format!("pod interface {ifname} is down")));
+    }
+    let addrs = pod
+        .addrs(link.index)
+        .map_err(kernel("list pod addresses"))?;
+    for ip in ips {
+        if !addrs.iter().any(|x| x.ip == *ip) {
+            return Err(mismatch(format!(
+                "pod address {ip} is missing from {ifname}"
+            )));
+        }
+    }
+    for dst in routes {
+        let gw = gateway(&dst.addr());
+        let routes = pod
+            .routes(dst.addr().is_ipv4())
+            .map_err(kernel("list pod routes"))?;
+        if !routes.iter().any(|r| {
+            r.dst == dst.addr()
+                && r.dst_len == dst.prefix_len()
+                && r.gateway == Some(gw)
+                && r.oif == Some(link.index)
+        }) {
+            return Err(mismatch(if dst.prefix_len() == 0 {
+                format!("pod default route via {gw} dev {ifname} is missing")
+            } else {
+                format!("pod route {dst} via {gw} dev {ifname} is missing")
+            }));
+        }
+    }
+    Ok(())
+}
+
