@@ -641,3 +641,424 @@ fn check_pod(pod: &mut impl Client, ifname: &str, ips: &[IpAddr], routes: &[IpNe
     Ok(())
 }
 
+#[cfg(test)]
+mod tests {
+    use super::super::error::KERNEL;
+    use super::super::netlink::fake::FakeClient;
+    use super::super::netlink::{Addr, Link, Route};
+    use super::*;
+
+    /// The pod's worker of the unit tests: runs the pod's half at once on a fake client.
+    struct InlinePod<'a> {
+        client: &'a mut FakeClient,
+        outcome: Result<()>,
+    }
+
+    impl PodWork for InlinePod<'_> {
+        fn dispatch(&mut self, job: PodJob) {
+            self.outcome = configure_pod(self.client, job);
+        }
+
+        fn finish(self) -> Result<()> {
+            self.outcome
+        }
+    }
+
+    const POD_MAC: [u8; 6] = [2, 0, 0, 0, 0, 9];
+
+    fn attachment(ifname: &str) -> Attachment {
+        Attachment {
+            container_id: "c1".into(),
+            ifname: ifname.into(),
+        }
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn net(s: &str) -> IpNet {
+        s.parse().unwrap()
+    }
+
+    fn route(dst: &str, len: u8, gw: Option<&str>, oif: u32) -> Route {
+        Route {
+            dst: ip(dst),
+            dst_len: len,
+            gateway: gw.map(ip),
+            oif: Some(oif),
+        }
+    }
+
+    /// A pod namespace where the pair's pod end (index 2, the fake host's default peer) is
+    /// `ifname`, down, as the kernel creates it.
+    fn pod_with(ifname: &str) -> FakeClient {
+        let mut pod = FakeClient::default();
+        pod.links.push(FakeClient::link(2, ifname, 0, Some(7)));
+        pod
+    }
+
+    fn add(
+        host: &mut FakeClient,
+        pod: &mut FakeClient,
+        a: &Attachment,
+        ips: &[IpAddr],
+        routes: &[IpNet],
+    ) -> Result<CniResult> {
+        let add = Add {
+            attachment: a,
+            netns_path: "/run/netns/p",
+            ips,
+            routes,
+            mtu: 1450,
+        };
+        let worker = InlinePod {
+            client: pod,
+            outcome: Ok(()),
+        };
+        setup_with(host, worker, -1, &add, POD_MAC)
+    }
+
+    /// The common case: 10.0.0.5 with the default route.
+    fn add_one(host: &mut FakeClient, pod: &mut FakeClient, a: &Attachment) -> Result<CniResult> {
+        add(host, pod, a, &[ip("10.0.0.5")], &[net("0.0.0.0/0")])
+    }
+
+    #[test]
+    fn setup_makes_the_pair_the_host_routes_and_the_pod_end_in_one_batch() {
+        let (mut host, mut pod) = (FakeClient::default(), pod_with("eth0"));
+        let a = attachment("eth0");
+        let ips = [ip("10.0.0.5"), ip("fd00::5")];
+        let routes = [net("0.0.0.0/0"), net("::/0")];
+        let result = add(&mut host, &mut pod, &a, &ips, &routes).unwrap();
+        let name = host_veth_name(&a);
+        let link = host.link_named(&name).unwrap();
+        assert_eq!((link.index, link.mac, link.mtu), (7, HOST_MAC, 1450));
+        assert_eq!(link.flags & IFF_UP, IFF_UP, "created up");
+        assert_eq!(
+            host.sysctls,
+            [
+                ("net/ipv4/ip_forward".into(), "1".into()),
+                ("net/ipv6/conf/all/forwarding".into(), "1".into()),
+                (format!("net/ipv6/conf/{name}/accept_dad"), "0".into()),
+            ]
+        );
+        assert_eq!(
+            host.addrs,
+            [Addr {
+                index: 7,
+                ip: GATEWAY_V6,
+                prefix: 64
+            }]
+        );
+        assert_eq!(
+            host.routes,
+            [
+                route("10.0.0.5", 32, None, 7),
+                route("fd00::5", 128, None, 7)
+            ]
+        );
+        // The pod end: one batch, and its accept_dad.
+        assert_eq!(pod.calls.len(), 2, "{:?}", pod.calls);
+        assert_eq!(
+            pod.sysctls,
+            [("net/ipv6/conf/eth0/accept_dad".into(), "0".into())]
+        );
+        assert_eq!(pod.links[1].flags & IFF_UP, IFF_UP);
+        assert_eq!(
+            pod.addrs
+                .iter()
+                .map(|a| (a.ip, a.prefix))
+                .collect::<Vec<_>>(),
+            [(ip("10.0.0.5"), 32), (ip("fd00::5"), 128)]
+        );
+        assert_eq!(pod.neighbours, [(2, GATEWAY_V4), (2, GATEWAY_V6)]);
+        assert_eq!(
+            pod.routes,
+            [
+                route("169.254.1.1", 32, None, 2),
+                route("0.0.0.0", 0, Some("169.254.1.1"), 2),
+                route("::", 0, Some("fe80::1"), 2),
+            ]
+        );
+        assert_eq!(result.interfaces[0].name, name);
+        assert_eq!(result.interfaces[0].mac, "ee:ee:ee:ee:ee:ee");
+        assert_eq!(result.interfaces[1].mac, "02:00:00:00:00:09");
+        assert_eq!(
+            result.interfaces[1].sandbox.as_deref(),
+            Some("/run/netns/p")
+        );
+        assert_eq!(result.ips[0].gateway, Some(GATEWAY_V4));
+        assert_eq!(result.routes[1].gw, Some(GATEWAY_V6));
+        // And CHECK finds it all.
+        check_host(&mut host, &a, &ips).unwrap();
+        check_pod(&mut pod, "eth0", &ips, &routes).unwrap();
+    }
+
+    #[test]
+    fn a_secondary_attachment_routes_its_subnets_onlink_and_leaves_the_gateway_route_alone() {
+        let (mut host, mut pod) = (FakeClient::default(), pod_with("net1"));
+        // The primary attachment's routes are there already.
+        pod.links.push(FakeClient::link(3, "eth0", IFF_UP, Some(5)));
+        pod.routes.push(route("169.254.1.1", 32, None, 3));
+        pod.routes.push(route("0.0.0.0", 0, Some("169.254.1.1"), 3));
+        let a = attachment("net1");
+        let routes = [net("10.9.0.0/24")];
+        add(&mut host, &mut pod, &a, &[ip("10.9.0.5")], &routes).unwrap();
+        let last = pod.calls.last().unwrap();
+        assert!(last.contains("onlink: true"), "{last}");
+        assert_eq!(
+            pod.routes[2..],
+            [route("10.9.0.0", 24, Some("169.254.1.1"), 2)]
+        );
+        check_pod(&mut pod, "net1", &[ip("10.9.0.5")], &routes).unwrap();
+    }
+
+    #[test]
+    fn a_taken_host_name_is_105_and_nothing_is_touched() {
+        let (mut host, mut pod) = (FakeClient::default(), pod_with("eth0"));
+        let a = attachment("eth0");
+        let name = host_veth_name(&a);
+        host.links.push(FakeClient::link(4, &name, IFF_UP, Some(9)));
+        let e = add_one(&mut host, &mut pod, &a).unwrap_err();
+        assert_eq!(e.code, HOST_NAME_TAKEN, "{e}");
+        assert!(e.msg.contains(&name) && e.msg.contains("c1/eth0"), "{e}");
+        assert!(pod.calls.is_empty(), "the pod side got no job");
+        assert!(host.routes.is_empty());
+        // The pod's ifname taken: the kernel's EEXIST for the same request.
+        let (mut host, mut pod) = (FakeClient::default(), pod_with("eth0"));
+        host.failures.push(("create_veth", libc::EEXIST));
+        let e = add(&mut host, &mut pod, &a, &[ip("10.0.0.5")], &[]).unwrap_err();
+        assert_eq!(e.code, HOST_NAME_TAKEN);
+        // Any other refusal is a kernel error with the errno's text.
+        let (mut host, mut pod) = (FakeClient::default(), pod_with("eth0"));
+        host.failures.push(("create_veth", libc::EPERM));
+        let e = add(&mut host, &mut pod, &a, &[ip("10.0.0.5")], &[]).unwrap_err();
+        assert_eq!(
+            (e.code, e.msg.as_str()),
+            (KERNEL, "create veth pair failed")
+        );
+        assert!(e.details.contains("not permitted"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_peer_fails_and_the_half_created_pair_is_torn_down() {
+        let (mut host, mut pod) = (FakeClient::default(), pod_with("eth0"));
+        host.peer_index = None;
+        let a = attachment("eth0");
+        let e = add(&mut host, &mut pod, &a, &[ip("10.0.0.5")], &[]).unwrap_err();
+        assert_eq!(e.code, KERNEL);
+        assert_eq!(e.details, "no peer index");
+        assert!(pod.calls.is_empty());
+        // The host end exists: the caller's undo removes it (and once only).
+        assert!(teardown_with(&mut host, &a).unwrap());
+        assert!(host.link_named(&host_veth_name(&a)).is_none());
+        assert!(!teardown_with(&mut host, &a).unwrap());
+    }
+
+    #[test]
+    fn a_failed_pod_batch_is_a_kernel_error_after_the_host_side_finished() {
+        let (mut host, mut pod) = (FakeClient::default(), pod_with("eth0"));
+        pod.failures.push(("apply", libc::ENOBUFS));
+        let a = attachment("eth0");
+        let e = add_one(&mut host, &mut pod, &a).unwrap_err();
+        assert_eq!(e.msg, "configure pod interface failed", "{e}");
+        // Half made: the host end and its route are there until the undo, which takes both.
+        assert_eq!(host.routes.len(), 1);
+        teardown_with(&mut host, &a).unwrap();
+        assert!(host.routes.is_empty() && host.links.len() == 1);
+    }
+
+    #[test]
+    fn a_default_route_held_by_another_attachment_is_106_naming_it() {
+        let (mut host, mut pod) = (FakeClient::default(), pod_with("net1"));
+        pod.links.push(FakeClient::link(3, "eth0", IFF_UP, Some(5)));
+        // In the kernel's dump order: the default route sorts first.
+        pod.routes.push(route("0.0.0.0", 0, Some("169.254.1.1"), 3));
+        pod.routes.push(route("169.254.1.1", 32, None, 3));
+        let a = attachment("net1");
+        let e = add_one(&mut host, &mut pod, &a).unwrap_err();
+        assert_eq!(e.code, ROUTE_TAKEN, "{e}");
+        assert!(
+            e.msg.starts_with(
+                "the pod already has a default route via 169.254.1.1 dev eth0 (another attachment)"
+            ) && e.msg.contains("\"defaultRoute\": false"),
+            "{e}"
+        );
+        // Theirs is untouched.
+        assert_eq!(pod.routes.len(), 2);
+        assert!(pod.routes.iter().all(|r| r.oif == Some(3)));
+    }
+
+    #[test]
+    fn an_address_the_node_routes_via_another_interface_is_106_naming_it() {
+        let (mut host, mut pod) = (FakeClient::default(), pod_with("eth0"));
+        host.links.push(FakeClient::link(4, "ens5", IFF_UP, None));
+        host.routes.push(route("10.0.0.5", 32, None, 4));
+        let a = attachment("eth0");
+        let e = add_one(&mut host, &mut pod, &a).unwrap_err();
+        assert_eq!(e.code, ROUTE_TAKEN, "{e}");
+        assert_eq!(
+            e.msg,
+            "the node already routes 10.0.0.5/32 dev ens5: it is not taken over (do two \
+             networks' ranges overlap?)"
+        );
+        assert_eq!(host.routes, [route("10.0.0.5", 32, None, 4)]);
+    }
+
+    #[test]
+    fn an_eexist_no_route_explains_is_still_106_with_the_kernels_text() {
+        let (mut host, mut pod) = (FakeClient::default(), pod_with("eth0"));
+        pod.neighbours.push((2, GATEWAY_V4));
+        let a = attachment("eth0");
+        let e = add_one(&mut host, &mut pod, &a).unwrap_err();
+        assert_eq!(e.code, ROUTE_TAKEN, "{e}");
+        assert_eq!(
+            e.msg,
+            "the pod already has a route or neighbour entry eth0 needs"
+        );
+        assert!(e.details.contains("exists"), "{e}");
+    }
+
+    /// A host and pod after an ADD of `eth0` with 10.0.0.5.
+    fn attached() -> (FakeClient, FakeClient, Attachment) {
+        let (mut host, mut pod) = (FakeClient::default(), pod_with("eth0"));
+        let a = attachment("eth0");
+        add_one(&mut host, &mut pod, &a).unwrap();
+        (host, pod, a)
+    }
+
+    #[test]
+    fn retire_downs_and_renames_both_ends_then_detaches_the_deletion() {
+        let (mut host, mut pod, a) = attached();
+        let grave = retired_name(7);
+        let mut detached = None;
+        let done = retire_with(
+            &mut host,
+            &a,
+            |index, g| retire_pod_end(&mut pod, "eth0", index, g).is_ok(),
+            |index| {
+                detached = Some(index);
+                true
+            },
+        )
+        .unwrap();
+        assert!(done);
+        assert_eq!(detached, Some(7));
+        let link = host.link_named(&grave).expect("renamed aside");
+        assert_eq!(link.flags & IFF_UP, 0);
+        assert!(host.routes.is_empty(), "down drops the host route");
+        assert!(host.link_named(&host_veth_name(&a)).is_none());
+        assert!(pod.link_named("eth0").is_none(), "the ifname is free");
+        assert_eq!(pod.link_named(&grave).unwrap().flags & IFF_UP, 0);
+        // Once retired, there is nothing left to DEL.
+        let again = retire_with(&mut host, &a, |_, _| unreachable!(), |_| unreachable!());
+        assert!(!again.unwrap());
+    }
+
+    #[test]
+    fn retire_deletes_at_once_when_setting_aside_or_detaching_fails() {
+        // No child could be started.
+        let (mut host, _, a) = attached();
+        assert!(retire_with(&mut host, &a, |_, _| true, |_| false).unwrap());
+        assert_eq!(host.links.len(), 1, "only lo is left");
+        // The host end cannot go down: no pod work, no child.
+        let (mut host, _, a) = attached();
+        host.failures.push(("set_down", libc::EPERM));
+        let done = retire_with(&mut host, &a, |_, _| unreachable!(), |_| unreachable!());
+        assert!(done.unwrap());
+        assert!(host.calls.last().unwrap().starts_with("delete_index 7"));
+        // The pod end cannot be renamed.
+        let (mut host, mut pod, a) = attached();
+        pod.failures.push(("rename", libc::EBUSY));
+        let done = retire_with(
+            &mut host,
+            &a,
+            |index, g| retire_pod_end(&mut pod, "eth0", index, g).is_ok(),
+            |_| unreachable!(),
+        );
+        assert!(done.unwrap());
+        assert_eq!(host.links.len(), 1);
+    }
+
+    #[test]
+    fn the_pods_ifname_on_another_link_is_left_alone() {
+        let mut pod = FakeClient::default();
+        pod.links
+            .push(FakeClient::link(2, "eth0", IFF_UP, Some(99)));
+        retire_pod_end(&mut pod, "eth0", 7, "cnix00000000007").unwrap();
+        assert_eq!(pod.link_named("eth0").unwrap().flags & IFF_UP, IFF_UP);
+        // And none at all (the pod end went with its namespace) is fine too.
+        retire_pod_end(&mut FakeClient::default(), "eth0", 7, "cnix00000000007").unwrap();
+    }
+
+    #[test]
+    fn gc_sweeps_only_down_veths_under_the_retired_prefix() {
+        let mut host = FakeClient::default();
+        host.links.extend([
+            FakeClient::link(10, &retired_name(10), 0, Some(2)),
+            FakeClient::link(11, &retired_name(11), IFF_UP, Some(2)),
+            Link {
+                kind: Some("bridge".into()),
+                ..FakeClient::link(12, "cnixbridge", 0, None)
+            },
+            FakeClient::link(13, "cnic00000000001", 0, Some(2)),
+        ]);
+        assert_eq!(sweep_retired_with(&mut host).unwrap(), 1);
+        let left: Vec<u32> = host.links.iter().map(|l| l.index).collect();
+        assert_eq!(left, [1, 11, 12, 13]);
+    }
+
+    #[test]
+    fn check_names_what_differs() {
+        let ips = [ip("10.0.0.5")];
+        let routes = [net("0.0.0.0/0")];
+        let code = |r: Result<()>| r.map_err(|e| (e.code, e.msg));
+        let (mut host, mut pod, a) = attached();
+        let name = host_veth_name(&a);
+        host.routes.clear();
+        assert_eq!(
+            code(check_host(&mut host, &a, &ips)),
+            Err((
+                CHECK_FAILED,
+                format!("host route 10.0.0.5/32 via {name} is missing")
+            ))
+        );
+        host.links[1].flags = 0;
+        assert_eq!(
+            code(check_host(&mut host, &a, &ips)),
+            Err((CHECK_FAILED, format!("host interface {name} is down")))
+        );
+        teardown_with(&mut host, &a).unwrap();
+        assert_eq!(
+            code(check_host(&mut host, &a, &ips)),
+            Err((CHECK_FAILED, format!("host interface {name} is missing")))
+        );
+        pod.routes.retain(|r| r.dst_len != 0);
+        assert_eq!(
+            code(check_pod(&mut pod, "eth0", &ips, &routes)),
+            Err((
+                CHECK_FAILED,
+                "pod default route via 169.254.1.1 dev eth0 is missing".into()
+            ))
+        );
+        assert_eq!(
+            code(check_pod(&mut pod, "eth0", &[ip("10.0.0.6")], &routes)),
+            Err((
+                CHECK_FAILED,
+                "pod address 10.0.0.6 is missing from eth0".into()
+            ))
+        );
+        assert_eq!(
+            code(check_pod(&mut pod, "eth1", &ips, &routes)),
+            Err((CHECK_FAILED, "pod interface eth1 is missing".into()))
+        );
+        pod.failures.push(("addrs", libc::EPERM));
+        assert_eq!(
+            code(check_pod(&mut pod, "eth0", &ips, &routes))
+                .unwrap_err()
+                .0,
+            KERNEL
+        );
+    }
+}

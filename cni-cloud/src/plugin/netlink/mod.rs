@@ -11,9 +11,11 @@
 //!   route dumps.
 //! - [`links`]: [`Link`] and its reader (five attributes, not the whole message).
 //! - [`client`]: the operations the data path uses, as the [`Client`] trait; [`Netlink`]
-//!   implements it.
+//!   implements it, and the unit tests' [`fake::FakeClient`] records them.
 
 pub mod client;
+#[cfg(test)]
+pub mod fake;
 pub mod links;
 pub mod messages;
 pub mod socket;
