@@ -407,6 +407,35 @@ pub async fn serve(
     Ok(bound)
 }
 
+/// The reconciler's [`PassObserver`]: pass outcomes into the metrics and readiness,
+/// progress into the liveness heartbeat.
+pub struct Observer {
+    pub metrics: Arc<Metrics>,
+    pub ready: Readiness,
+}
+
+impl PassObserver for Observer {
+    fn progress(&self) {
+        self.ready.heartbeat.beat();
+    }
+
+    fn pass_ended(&self, took: Duration, result: &Result<PassReport, PassError>) {
+        self.ready.cloud_reachable.store(
+            !matches!(result, Err(PassError::Discover(_) | PassError::List(..))),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        self.metrics.observe_reconcile(took);
+        self.metrics.record_pass(match result {
+            Ok(r) if r.converged() => "converged",
+            Ok(_) => "unfinished",
+            Err(_) => "failed",
+        });
+        if let Ok(report) = result {
+            self.metrics.record_plan(&report.plan);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -475,34 +504,5 @@ mod tests {
         assert_eq!(r.check(), Err("leader cannot reach the cloud API"));
         r.cloud_reachable.store(true, Relaxed);
         assert!(r.check().is_ok());
-    }
-}
-
-/// The reconciler's [`PassObserver`]: pass outcomes into the metrics and readiness,
-/// progress into the liveness heartbeat.
-pub struct Observer {
-    pub metrics: Arc<Metrics>,
-    pub ready: Readiness,
-}
-
-impl PassObserver for Observer {
-    fn progress(&self) {
-        self.ready.heartbeat.beat();
-    }
-
-    fn pass_ended(&self, took: Duration, result: &Result<PassReport, PassError>) {
-        self.ready.cloud_reachable.store(
-            !matches!(result, Err(PassError::Discover(_) | PassError::List(..))),
-            std::sync::atomic::Ordering::Relaxed,
-        );
-        self.metrics.observe_reconcile(took);
-        self.metrics.record_pass(match result {
-            Ok(r) if r.converged() => "converged",
-            Ok(_) => "unfinished",
-            Err(_) => "failed",
-        });
-        if let Ok(report) = result {
-            self.metrics.record_plan(&report.plan);
-        }
     }
 }

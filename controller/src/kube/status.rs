@@ -3,8 +3,10 @@
 //! Pure part: [`condition_for`] maps a verified per-node result to the condition, and
 //! [`needs_write`] compares it with what the Node already says, so the API server sees a
 //! patch only when the condition actually changes (a restart re-reads the Nodes and writes
-//! nothing when they are already right). Events go out on transitions only, through
-//! kube-runtime's recorder, which folds repeats into one Event with a series count.
+//! nothing when they are already right). Events (events.k8s.io/v1) go out on transitions
+//! only, written directly: kube-runtime's recorder keeps every Event it sent for six
+//! minutes to fold repeats into a series, which at 5,000 nodes cost ~14 MiB for repeats
+//! that transitions-only Events never have.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -12,8 +14,10 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, NodeCondition, ObjectReference};
+use k8s_openapi::api::events::v1::Event as K8sEvent;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use kube::api::PostParams;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 use serde_json::json;
 
@@ -125,7 +129,9 @@ struct Written {
 /// Writes NetworkUnavailable and Events through the API server.
 pub struct KubeStatusWriter {
     api: Api<Node>,
-    recorder: Recorder,
+    client: kube::Client,
+    /// `reportingInstance`: this replica.
+    instance: String,
     nodes: Store<Node>,
     /// Our own recent writes, by Node uid (a Node recreated under the same name is another
     /// Node). Only a guard against the reflector's lag: the decision to write is always
@@ -141,13 +147,8 @@ impl KubeStatusWriter {
     pub fn new(client: kube::Client, nodes: Store<Node>, instance: &str) -> Self {
         KubeStatusWriter {
             api: Api::all(client.clone()),
-            recorder: Recorder::new(
-                client,
-                Reporter {
-                    controller: "cni-cloud-controller".into(),
-                    instance: Some(instance.to_owned()),
-                },
-            ),
+            client,
+            instance: instance.to_owned(),
             nodes,
             written: Mutex::default(),
             guard_object: None,
@@ -238,16 +239,51 @@ impl KubeStatusWriter {
     }
 
     async fn event(&self, regarding: &ObjectReference, reason: &str, action: &str, note: &str) {
-        let ev = Event {
-            type_: EventType::Warning,
-            reason: reason.to_owned(),
-            note: Some(event_note(note)),
-            action: action.to_owned(),
-            secondary: None,
-        };
-        if let Err(e) = self.recorder.publish(&ev, regarding).await {
+        let ev = warning_event(regarding, reason, action, note, &self.instance);
+        let namespace = ev.metadata.namespace.clone().unwrap_or_default();
+        let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), &namespace);
+        if let Err(e) = api.create(&PostParams::default(), &ev).await {
             tracing::warn!(object = ?regarding.name, reason, error = %e, "could not publish event");
         }
+    }
+}
+
+pub const REPORTING_CONTROLLER: &str = "cni-cloud-controller";
+
+/// A Warning Event about `regarding`, as events.k8s.io/v1 wants it: filed in the object's
+/// namespace ("default" for cluster-scoped Nodes), a unique name, the reporting fields,
+/// the note capped at 1,024 bytes.
+pub fn warning_event(
+    regarding: &ObjectReference,
+    reason: &str,
+    action: &str,
+    note: &str,
+    instance: &str,
+) -> K8sEvent {
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let namespace = regarding
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".to_owned());
+    K8sEvent {
+        metadata: ObjectMeta {
+            name: Some(format!(
+                "{}.{:x}",
+                regarding.name.as_deref().unwrap_or(REPORTING_CONTROLLER),
+                now.as_nanosecond()
+            )),
+            namespace: Some(namespace),
+            ..Default::default()
+        },
+        event_time: Some(MicroTime(now)),
+        type_: Some("Warning".to_owned()),
+        reason: Some(reason.to_owned()),
+        action: Some(action.to_owned()),
+        note: Some(event_note(note)),
+        regarding: Some(regarding.clone()),
+        reporting_controller: Some(REPORTING_CONTROLLER.to_owned()),
+        reporting_instance: Some(instance.to_owned()),
+        ..Default::default()
     }
 }
 
@@ -383,6 +419,26 @@ mod tests {
         assert!(note.len() <= MAX_NOTE_BYTES, "{}", note.len());
         assert!(note.ends_with("(truncated)"));
         assert_eq!(event_note("short"), "short");
+    }
+
+    #[test]
+    fn a_node_event_is_filed_in_default_with_the_reporting_fields() {
+        let ev = warning_event(
+            &node_ref("n1", "u1"),
+            "RouteQuotaExceeded",
+            "CreateRoute",
+            &"x".repeat(2000),
+            "replica-a",
+        );
+        assert_eq!(ev.metadata.namespace.as_deref(), Some("default"));
+        assert!(ev.metadata.name.as_deref().unwrap().starts_with("n1."));
+        assert_eq!(
+            ev.reporting_controller.as_deref(),
+            Some(REPORTING_CONTROLLER)
+        );
+        assert_eq!(ev.reporting_instance.as_deref(), Some("replica-a"));
+        assert!(ev.event_time.is_some() && ev.type_.as_deref() == Some("Warning"));
+        assert!(ev.note.as_ref().unwrap().len() <= MAX_NOTE_BYTES);
     }
 
     #[test]

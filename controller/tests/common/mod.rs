@@ -208,7 +208,11 @@ pub fn spawn(
     ec2: &str,
     access_key: &str,
 ) -> Replica {
-    let child = Command::new(env!("CARGO_BIN_EXE_cni-cloud-controller"))
+    // CNI_CLOUD_REPLICA_BIN runs another build of the binary (e.g. the release build, for
+    // memory measurements); by default the one cargo built for this test.
+    let bin = std::env::var("CNI_CLOUD_REPLICA_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_cni-cloud-controller").to_owned());
+    let child = Command::new(bin)
         .arg("run")
         .args(["--kubeconfig", kubeconfig.to_str().unwrap()])
         .args(["--identity", name, "--metrics-addr", "127.0.0.1:0"])
