@@ -10,7 +10,6 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use cni_cloud_mocks::ec2::{Ec2Mock, Target};
-use cni_cloud_mocks::kube::KubeMockConfig;
 
 use common::{TABLE, cidr, holder, now_ms, spawn};
 
@@ -26,12 +25,7 @@ async fn the_standby_finishes_the_job_after_the_leader_is_killed() {
     let ec2_server = &cloud.server;
     let (kube, kube_server) = common::kube(NODES).await;
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        kube.kubeconfig(&kube_server.url(), KubeMockConfig::CONTROLLER_TOKEN),
-    )
-    .unwrap();
+    let kubeconfig = common::kubeconfig_file(&kube, &kube_server, dir.path());
 
     let url = ec2_server.url();
     let mut replicas = vec![

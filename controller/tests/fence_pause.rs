@@ -10,7 +10,6 @@ mod common;
 use std::time::{Duration, Instant};
 
 use cni_cloud_mocks::ec2::Target;
-use cni_cloud_mocks::kube::KubeMockConfig;
 
 use common::{REPLICA_TIME_SCALE, TABLE, holder, spawn};
 
@@ -35,12 +34,7 @@ async fn a_paused_leader_sends_no_write_after_the_new_leader_starts() {
     let ec2 = cloud.ec2.clone();
     let (kube, kube_server) = common::kube(NODES).await;
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        kube.kubeconfig(&kube_server.url(), KubeMockConfig::CONTROLLER_TOKEN),
-    )
-    .unwrap();
+    let kubeconfig = common::kubeconfig_file(&kube, &kube_server, dir.path());
     let url = cloud.server.url();
     let keys = [("a", "AKIDREPLICAA"), ("b", "AKIDREPLICAB")];
     let replicas: Vec<_> = keys

@@ -9,13 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use cni_cloud_controller::cluster::AlwaysLeader;
-use cni_cloud_controller::kube::{nodes, status};
-use cni_cloud_controller::reconcile::{
-    DriveTiming, PassSummary, Reconciler, ReconcilerConfig, drive,
-};
+use cni_cloud_controller::kube::nodes;
+use cni_cloud_controller::reconcile::{DriveTiming, PassSummary, drive};
 use cni_cloud_controller::testing::fake::FakeCloud;
-use cni_cloud_mocks::kube::KubeMockConfig;
 use cni_cloud_providers::{
     Claim, Families, NextHop, NodeTarget, QuotaScope, Route, RouteOrigin, RouteQuota, RouteState,
     RouteTable, TableId,
@@ -89,14 +85,7 @@ async fn a_node_joining_a_busy_cluster_is_routed_within_the_bound() {
             .map(|r| r.next_hop.to_string())
     };
     let (kube, kube_server) = common::kube(NODES).await;
-    let client = {
-        let text = kube.kubeconfig(&kube_server.url(), KubeMockConfig::CONTROLLER_TOKEN);
-        let kc = kube::config::Kubeconfig::from_yaml(&text).unwrap();
-        let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-            .await
-            .unwrap();
-        kube::Client::try_from(config).unwrap()
-    };
+    let client = common::kube_client(&kube, &kube_server).await;
     let provider = cloud.clone();
 
     let stop = CancellationToken::new();
@@ -106,21 +95,7 @@ async fn a_node_joining_a_busy_cluster_is_routed_within_the_bound() {
         stop.clone(),
     );
     watch.synced.clone().wait_for(|s| *s).await.unwrap();
-    let writer = Arc::new(status::KubeStatusWriter::new(
-        client.clone(),
-        watch.store.clone(),
-        "busy",
-    ));
-    let mut reconciler = Reconciler::new(
-        provider,
-        ReconcilerConfig {
-            cluster_cidrs: vec!["100.64.0.0/10".parse().unwrap()],
-            mutation_budget: Duration::from_millis(100),
-            ..Default::default()
-        },
-        Arc::new(AlwaysLeader),
-        writer,
-    );
+    let mut reconciler = common::leader_reconciler(provider, &client, &watch.store, "busy");
     let (_leader_tx, leader_rx) = watch::channel(true);
     let (sum_tx, mut sum_rx) = watch::channel(PassSummary {
         passes: 0,

@@ -8,13 +8,9 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cni_cloud_controller::cluster::AlwaysLeader;
-use cni_cloud_controller::kube::{nodes, status};
-use cni_cloud_controller::reconcile::{
-    DriveTiming, PassSummary, Reconciler, ReconcilerConfig, drive,
-};
+use cni_cloud_controller::kube::nodes;
+use cni_cloud_controller::reconcile::{DriveTiming, PassSummary, drive};
 use cni_cloud_mocks::ec2::ApiClass;
-use cni_cloud_mocks::kube::KubeMockConfig;
 use cni_cloud_providers::aws::{AwsConfig, AwsProvider, StaticCredentials};
 use cni_cloud_providers::pacing::PacingConfig;
 use cni_cloud_providers::retry::RetryPolicy;
@@ -49,14 +45,7 @@ async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
 async fn nodes_come_and_go_through_storms_and_glitches() {
     let cloud = common::cloud(21, SCALE).await;
     let (kube, kube_server) = common::kube(20).await;
-    let client = {
-        let text = kube.kubeconfig(&kube_server.url(), KubeMockConfig::CONTROLLER_TOKEN);
-        let kc = kube::config::Kubeconfig::from_yaml(&text).unwrap();
-        let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-            .await
-            .unwrap();
-        kube::Client::try_from(config).unwrap()
-    };
+    let client = common::kube_client(&kube, &kube_server).await;
 
     let mut aws = AwsConfig::new(common::CLUSTER, "us-east-1");
     aws.endpoint = Some(cloud.server.url());
@@ -80,21 +69,7 @@ async fn nodes_come_and_go_through_storms_and_glitches() {
     );
     let mut synced = watch.synced.clone();
     synced.wait_for(|s| *s).await.unwrap();
-    let writer = Arc::new(status::KubeStatusWriter::new(
-        client.clone(),
-        watch.store.clone(),
-        "e2e",
-    ));
-    let mut reconciler = Reconciler::new(
-        provider,
-        ReconcilerConfig {
-            cluster_cidrs: vec!["100.64.0.0/10".parse().unwrap()],
-            mutation_budget: Duration::from_millis(100),
-            ..Default::default()
-        },
-        Arc::new(AlwaysLeader),
-        writer,
-    );
+    let mut reconciler = common::leader_reconciler(provider, &client, &watch.store, "e2e");
     let (_leader_tx, leader_rx) = watch::channel(true);
     let (sum_tx, _sum_rx) = watch::channel(PassSummary {
         passes: 0,

@@ -271,6 +271,16 @@ fn routed(node: &str, uid: &str) -> NodeReport {
     }
 }
 
+fn missing(node: &str, uid: &str) -> NodeReport {
+    NodeReport {
+        node: node.into(),
+        uid: uid.into(),
+        status: NodeRouteStatus::Pending {
+            reason: "route missing".into(),
+        },
+    }
+}
+
 fn condition_status(mock: &KubeMock, name: &str) -> Option<String> {
     let n = mock.node(name)?;
     n["status"]["conditions"]
@@ -325,14 +335,7 @@ async fn a_leader_back_after_another_wrote_corrects_the_node_and_recreated_nodes
     let b = status::KubeStatusWriter::new(client.clone(), watch.store.clone(), "replica-b");
     a.publish(&[routed("n1", &uid)]).await;
     wait_for_condition(&mock, "n1", store_has("False"), "False").await;
-    b.publish(&[NodeReport {
-        node: "n1".into(),
-        uid: uid.clone(),
-        status: NodeRouteStatus::Pending {
-            reason: "route missing".into(),
-        },
-    }])
-    .await;
+    b.publish(&[missing("n1", &uid)]).await;
     wait_for_condition(&mock, "n1", store_has("True"), "True").await;
     a.leadership_gained().await;
     a.publish(&[routed("n1", &uid)]).await;
@@ -342,14 +345,7 @@ async fn a_leader_back_after_another_wrote_corrects_the_node_and_recreated_nodes
         "A must correct what B wrote"
     );
     // Even without the leadership reset, A compares with the Node as it is now.
-    b.publish(&[NodeReport {
-        node: "n1".into(),
-        uid: uid.clone(),
-        status: NodeRouteStatus::Pending {
-            reason: "route missing".into(),
-        },
-    }])
-    .await;
+    b.publish(&[missing("n1", &uid)]).await;
     wait_for_condition(&mock, "n1", store_has("True"), "True").await;
     a.publish(&[routed("n1", &uid)]).await;
     assert_eq!(condition_status(&mock, "n1").as_deref(), Some("False"));

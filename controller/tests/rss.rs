@@ -10,7 +10,6 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use cni_cloud_mocks::kube::KubeMockConfig;
 use serde_json::{Value, json};
 
 const NODES: u32 = match option_env!("RSS_NODES") {
@@ -85,12 +84,7 @@ async fn peak_rss(make: fn(u32) -> Value) -> u64 {
         kube.upsert_node(make(i)).unwrap();
     }
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        kube.kubeconfig(&kube_server.url(), KubeMockConfig::CONTROLLER_TOKEN),
-    )
-    .unwrap();
+    let kubeconfig = common::kubeconfig_file(&kube, &kube_server, dir.path());
     let replica = common::spawn("rss", &kubeconfig, &cloud.server.url(), "AKIDRSS");
     let pid = replica.child.id();
     // It took the Lease and wrote NetworkUnavailable on every Node (no instance exists, so

@@ -168,6 +168,17 @@ pub async fn kube(nodes: u32) -> (KubeMock, RunningServer) {
     (kube, server)
 }
 
+/// The controller's kubeconfig for `kube`, written into `dir`.
+pub fn kubeconfig_file(kube: &KubeMock, server: &RunningServer, dir: &std::path::Path) -> PathBuf {
+    let path = dir.join("kubeconfig");
+    std::fs::write(
+        &path,
+        kube.kubeconfig(&server.url(), KubeMockConfig::CONTROLLER_TOKEN),
+    )
+    .unwrap();
+    path
+}
+
 /// The NetworkUnavailable condition of a node: (status, reason).
 pub fn condition(kube: &KubeMock, name: &str) -> Option<(String, String)> {
     let n = kube.node(name)?;
@@ -247,4 +258,39 @@ pub fn holder(kube: &KubeMock) -> Option<String> {
     kube.lease("cni-cloud", "cni-cloud-controller")
         .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_owned))
         .filter(|h| !h.is_empty())
+}
+
+/// A kube client for `kube`, as the controller's ServiceAccount.
+pub async fn kube_client(kube: &KubeMock, server: &RunningServer) -> kube::Client {
+    let text = kube.kubeconfig(&server.url(), KubeMockConfig::CONTROLLER_TOKEN);
+    let kc = kube::config::Kubeconfig::from_yaml(&text).unwrap();
+    let config = kube::config::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    kube::Client::try_from(config).unwrap()
+}
+
+/// The reconciler the in-process end-to-end tests drive: always leader, writing Node
+/// conditions through the real status writer.
+pub fn leader_reconciler(
+    provider: std::sync::Arc<dyn cni_cloud_providers::CloudProvider>,
+    client: &kube::Client,
+    nodes: &kube::runtime::reflector::Store<k8s_openapi::api::core::v1::Node>,
+    instance: &str,
+) -> cni_cloud_controller::reconcile::Reconciler {
+    let writer = std::sync::Arc::new(cni_cloud_controller::kube::status::KubeStatusWriter::new(
+        client.clone(),
+        nodes.clone(),
+        instance,
+    ));
+    cni_cloud_controller::reconcile::Reconciler::new(
+        provider,
+        cni_cloud_controller::reconcile::ReconcilerConfig {
+            cluster_cidrs: vec!["100.64.0.0/10".parse().unwrap()],
+            mutation_budget: std::time::Duration::from_millis(100),
+            ..Default::default()
+        },
+        std::sync::Arc::new(cni_cloud_controller::cluster::AlwaysLeader),
+        writer,
+    )
 }
