@@ -218,9 +218,15 @@ async fn in_process(
             )
         })
         .count() as u64;
-    let converged = first.is_some() && churn.as_ref().is_none_or(|c| c.converged);
+    // The verdict is the final fabric's, after the steady-state pass: a controller that
+    // converged once and then broke something (or wrote again) does not pass.
+    let fabric = cloud.inspect(&current);
+    let converged = first.is_some()
+        && churn.as_ref().is_none_or(|c| c.converged)
+        && fabric.is_converged()
+        && steady.as_ref().is_some_and(|s| s.mutating_calls == 0);
     let report = SimReport {
-        fabric: cloud.inspect(&current),
+        fabric,
         quota_blocked_reported: quota_reported,
         converged,
         seconds,
