@@ -18,6 +18,14 @@ fn simulate(args: &[&str]) -> (i32, Value, String) {
     (out.status.code().unwrap_or(-1), json, stderr)
 }
 
+/// The foreign routes seeded inside the cluster CIDR put two nodes in conflict (one at its
+/// podCIDR, one inside it); the controller must report exactly those.
+fn assert_conflicts_reported(r: &Value) {
+    assert_eq!(u(r, "conflicts_expected"), 2, "{r}");
+    assert_eq!(u(r, "conflicts_reported"), 2, "{r}");
+    assert_eq!(u(r, "routes_present"), u(r, "routes_expected"), "{r}");
+}
+
 fn u(v: &Value, k: &str) -> u64 {
     v[k].as_u64()
         .unwrap_or_else(|| panic!("{k} missing in {v}"))
@@ -47,10 +55,12 @@ fn aws_converges_within_quota_and_never_touches_foreign_routes() {
     assert_eq!(u(&r, "foreign_routes_touched"), 0);
     assert_eq!(u(&r, "routes_wrong"), 0);
     assert_eq!(u(&r, "routes_present"), u(&r, "routes_expected"));
-    // 40 per table minus the local route and 5 foreign routes: 34 nodes fit.
+    // 40 per table minus the local route and 5 foreign routes: 34 node routes fit in each
+    // (the first table's oldest 34 bar node 1, whose podCIDR a foreign route holds there).
     assert_eq!(u(&r, "routes_expected"), 2 * 34);
     assert_eq!(u(&r, "quota_blocked_nodes"), 26);
     assert_eq!(u(&r, "quota_blocked_reported"), 26);
+    assert_conflicts_reported(&r);
     assert_eq!(u(&r, "throttled"), 0);
     // No write is wasted: one per route plus node preparation.
     assert!(
@@ -79,7 +89,10 @@ fn aws_converges_through_injected_faults() {
     ]);
     assert_eq!(code, 0, "{r}\n{err}");
     assert!(u(&r, "faults_injected") > 0, "{r}");
-    assert_eq!(u(&r, "routes_present"), 2 * 2 * 40);
+    // Every node route in both families and tables but one: node 1's IPv4 podCIDR holds a
+    // foreign route in the first table (a conflict, left alone).
+    assert_eq!(u(&r, "routes_present"), 2 * 2 * 40 - 1);
+    assert_conflicts_reported(&r);
     assert_eq!(u(&r, "routes_wrong"), 0);
     assert_eq!(u(&r, "foreign_routes_touched"), 0);
 }
@@ -102,7 +115,8 @@ fn azure_writes_one_put_per_table_and_keeps_foreign_routes_verbatim() {
         "0.1",
     ]);
     assert_eq!(code, 0, "{r}\n{err}");
-    assert_eq!(u(&r, "routes_present"), 3 * 2 * 50);
+    assert_eq!(u(&r, "routes_present"), 3 * 2 * 50 - 1);
+    assert_conflicts_reported(&r);
     assert_eq!(u(&r, "foreign_routes_touched"), 0);
     let puts = u(&r["api_calls"], "Microsoft.Network/routeTables/write");
     // Initial pass and churn pass: one PUT per table each.
@@ -127,10 +141,13 @@ fn azure_quota_is_reported_not_exceeded() {
         "50",
     ]);
     assert_eq!(code, 0, "{r}\n{err}");
+    // 20 slots less 4 foreign routes; node 1 is in conflict (a foreign route holds its
+    // podCIDR), so 16 of the other 29 nodes fit, oldest first, and 13 wait for room.
     assert_eq!(u(&r, "routes_expected"), 16);
     assert_eq!(u(&r, "routes_present"), 16);
-    assert_eq!(u(&r, "quota_blocked_nodes"), 14);
-    assert_eq!(u(&r, "quota_blocked_reported"), 14);
+    assert_eq!(u(&r, "quota_blocked_nodes"), 13);
+    assert_eq!(u(&r, "quota_blocked_reported"), 13);
+    assert_conflicts_reported(&r);
 }
 
 #[test]
@@ -168,7 +185,8 @@ fn kube_mode_survives_a_killed_leader() {
     assert!(r["failover_seconds"].as_f64().is_some(), "{r}");
     assert_eq!(u(&r, "duplicate_mutations"), 0, "{r}");
     assert_eq!(u(&r, "nodes_condition_correct"), 80, "{r}");
-    assert_eq!(u(&r, "routes_present"), 160);
+    assert_eq!(u(&r, "routes_present"), 160 - 1);
+    assert_conflicts_reported(&r);
     assert_eq!(u(&r, "foreign_routes_touched"), 0);
 }
 

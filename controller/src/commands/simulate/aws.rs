@@ -17,7 +17,7 @@ use cni_cloud_providers::retry::RetryPolicy;
 
 use super::args::SimulateArgs;
 use super::cloud::{CounterProbe, Judgement, SimCloud, Tally, calls_by_action};
-use super::cluster::{Capacity, SimCluster, SimNode};
+use super::cluster::{Capacity, ForeignPlace, SimCluster, SimNode};
 
 const CLUSTER: &str = "sim";
 const VPC: &str = "vpc-0c0ffee0000000001";
@@ -35,6 +35,8 @@ pub struct AwsSim {
     tables: Vec<String>,
     /// (table, destination) → target of every foreign route, as seeded.
     foreign: BTreeMap<(String, IpNet), Target>,
+    /// Where each foreign route (by index) was placed.
+    placed: Vec<(u32, ForeignPlace)>,
     route_limit: u64,
     time_scale: f64,
     seed: u64,
@@ -126,9 +128,7 @@ impl AwsSim {
             .map_err(anyhow::Error::msg)?;
             for k in 0..args.foreign_routes {
                 let table = &tables[k as usize % tables.len()];
-                let destination: IpNet = format!("192.168.{}.{}/32", k / 250, k % 250)
-                    .parse()
-                    .expect("valid");
+                let destination = ForeignPlace::of(k, args.nodes).destination(k, args.nodes);
                 let target = match k % 5 {
                     0 => Target::Gateway("igw-0c0ffee000000001".into()),
                     1 => Target::NatGateway("nat-0c0ffee000000001".into()),
@@ -176,6 +176,9 @@ impl AwsSim {
             provider: Arc::new(provider),
             tables,
             foreign,
+            placed: (0..args.foreign_routes)
+                .map(|k| (k, ForeignPlace::of(k, args.nodes)))
+                .collect(),
             route_limit: u64::from(route_limit),
             time_scale: scale,
             seed: args.seed,
@@ -191,12 +194,14 @@ impl AwsSim {
         cluster: &SimCluster,
         tally: &Tally<'_>,
     ) -> (BTreeMap<IpNet, String>, BTreeSet<String>) {
+        let foreign_here = |d: &IpNet| self.foreign.contains_key(&(table.id.clone(), *d));
+        // Everything that is not going to be a node route of ours takes room first.
         let others = |v6: bool| {
             table
                 .routes
                 .iter()
                 .filter(|r| matches!(r.destination, IpNet::V6(_)) == v6)
-                .filter(|r| !tally.is_node_cidr(&r.destination))
+                .filter(|r| !tally.is_node_cidr(&r.destination) || foreign_here(&r.destination))
                 .count() as u64
         };
         let capacity = Capacity::PerFamily {
@@ -204,7 +209,13 @@ impl AwsSim {
             v6: self.route_limit.saturating_sub(others(true)),
         };
         let existing: BTreeSet<IpNet> = table.routes.iter().map(|r| r.destination).collect();
-        cluster.expected(capacity, &existing)
+        let taken: BTreeSet<IpNet> = self
+            .foreign
+            .keys()
+            .filter(|(t, _)| *t == table.id)
+            .map(|(_, d)| *d)
+            .collect();
+        cluster.expected(capacity, &existing, &taken)
     }
 }
 
@@ -231,11 +242,19 @@ impl SimCloud for AwsSim {
                             tally.wrong();
                         }
                     } else if tally.is_node_cidr(&r.destination)
+                        && !self.foreign.contains_key(&(id.clone(), r.destination))
                         && (view.blackhole
                             || !matches!(&view.target, Target::NetworkInterface(e)
                                 if cluster.nodes.iter().any(|n| &n.interface_id == e)))
                     {
                         tally.wrong();
+                    }
+                }
+                for (k, place) in &self.placed {
+                    if &self.tables[*k as usize % self.tables.len()] == id
+                        && let Some(slot) = place.conflicts_with()
+                    {
+                        tally.conflict(slot);
                     }
                 }
                 for ((t, dest), target) in &self.foreign {

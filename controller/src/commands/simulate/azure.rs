@@ -19,7 +19,7 @@ use cni_cloud_providers::retry::RetryPolicy;
 
 use super::args::SimulateArgs;
 use super::cloud::{CounterProbe, Judgement, SimCloud, Tally, calls_by_action};
-use super::cluster::{Capacity, SimCluster, SimNode};
+use super::cluster::{Capacity, ForeignPlace, SimCluster, SimNode};
 
 const SUBSCRIPTION: &str = "00000000-0000-0000-0000-00000000c0de";
 const GROUP: &str = "sim-rg";
@@ -33,6 +33,8 @@ pub struct AzureSim {
     tables: Vec<String>,
     /// table id → foreign route JSON as seeded (must stay byte-for-byte).
     foreign: BTreeMap<String, Vec<Value>>,
+    /// Where each foreign route (by index) was placed.
+    placed: Vec<(u32, ForeignPlace)>,
     route_limit: u64,
     lro: Duration,
     time_scale: f64,
@@ -72,7 +74,12 @@ impl AzureSim {
             for t in 0..args.tables {
                 let routes: Vec<Value> = (0..args.foreign_routes)
                     .filter(|k| k % args.tables == t)
-                    .map(foreign_route)
+                    .map(|k| {
+                        foreign_route(
+                            k,
+                            ForeignPlace::of(k, args.nodes).destination(k, args.nodes),
+                        )
+                    })
                     .collect();
                 let id = w.add_route_table(
                     SUBSCRIPTION,
@@ -109,6 +116,9 @@ impl AzureSim {
             provider: Arc::new(provider),
             tables,
             foreign,
+            placed: (0..args.foreign_routes)
+                .map(|k| (k, ForeignPlace::of(k, args.nodes)))
+                .collect(),
             route_limit: u64::from(route_limit),
             lro,
             time_scale: scale,
@@ -145,8 +155,19 @@ impl SimCloud for AzureSim {
                 .iter()
                 .filter_map(|r| r["properties"]["addressPrefix"].as_str()?.parse().ok())
                 .collect();
-            let (expected, blocked) = cluster.expected(capacity, &existing);
+            let foreign_dests: BTreeSet<IpNet> = foreign
+                .iter()
+                .filter_map(|r| r["properties"]["addressPrefix"].as_str()?.parse().ok())
+                .collect();
+            let (expected, blocked) = cluster.expected(capacity, &existing, &foreign_dests);
             tally.table(expected.len(), blocked);
+            for (k, place) in &self.placed {
+                if &self.tables[*k as usize % self.tables.len()] == id
+                    && let Some(slot) = place.conflicts_with()
+                {
+                    tally.conflict(slot);
+                }
+            }
             for r in &routes {
                 let props = &r["properties"];
                 let Some(dest) = props["addressPrefix"]
@@ -171,7 +192,7 @@ impl SimCloud for AzureSim {
                     } else {
                         tally.wrong();
                     }
-                } else if tally.is_node_cidr(&dest) {
+                } else if tally.is_node_cidr(&dest) && !foreign_dests.contains(&dest) {
                     tally.wrong();
                 }
             }
@@ -254,15 +275,16 @@ impl SimCloud for AzureSim {
 }
 
 /// A foreign route: gateways, appliances of other teams, another cluster's prefix.
-fn foreign_route(k: u32) -> Value {
-    let prefix = format!("192.168.{}.{}/32", k / 250, k % 250);
+fn foreign_route(k: u32, destination: IpNet) -> Value {
+    let prefix = destination.to_string();
+    let name_part = prefix.replace('/', "_");
     match k % 3 {
         0 => json!({"name": format!("ops-vpn-{k}"), "properties": {
             "addressPrefix": prefix, "nextHopType": "VirtualNetworkGateway"}}),
         1 => json!({"name": format!("firewall-{k}"), "properties": {
             "addressPrefix": prefix, "nextHopType": "VirtualAppliance",
             "nextHopIpAddress": "10.255.0.4"}}),
-        _ => json!({"name": format!("sim2--192.168.{}.{}_32", k / 250, k % 250), "properties": {
+        _ => json!({"name": format!("sim2--{name_part}"), "properties": {
             "addressPrefix": prefix, "nextHopType": "VirtualAppliance",
             "nextHopIpAddress": "10.255.0.5"}}),
     }

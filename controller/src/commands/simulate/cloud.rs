@@ -55,6 +55,9 @@ pub struct Judgement {
     pub routed: Vec<bool>,
     /// Nodes left without room in some table.
     pub blocked: BTreeSet<String>,
+    /// Nodes a foreign route conflicts with (at or inside their podCIDR): the controller
+    /// must report RouteConflict on them and leave the route alone.
+    pub conflicted: BTreeSet<String>,
 }
 
 /// Counts one walk over the tables into a [`Judgement`]: a cloud reports each table's
@@ -114,6 +117,13 @@ impl<'c> Tally<'c> {
         self.out.fabric.routes_wrong += 1;
     }
 
+    /// A foreign route seeded at or inside the podCIDR of the node in `slot`.
+    pub fn conflict(&mut self, slot: u32) {
+        if let Some(n) = self.cluster.nodes.iter().find(|n| n.slot == slot) {
+            self.out.conflicted.insert(n.node.name.clone());
+        }
+    }
+
     /// A foreign route changed or removed.
     pub fn foreign_touched(&mut self) {
         self.out.fabric.foreign_routes_touched += 1;
@@ -121,6 +131,7 @@ impl<'c> Tally<'c> {
 
     pub fn finish(mut self) -> Judgement {
         self.out.fabric.quota_blocked_nodes = self.out.blocked.len() as u64;
+        self.out.fabric.conflicts_expected = self.out.conflicted.len() as u64;
         self.out.routed = (self.cluster.nodes.iter().zip(&self.good))
             .map(|(n, &good)| good == self.tables * n.cidrs().count())
             .collect();

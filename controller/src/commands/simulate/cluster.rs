@@ -156,15 +156,18 @@ impl SimCluster {
     /// The routes a table must hold (destination → interface) and the nodes left without
     /// room. Quota admission as promised to operators: a route that already exists for a
     /// node's CIDR keeps its place (never evicted), the rest are admitted oldest node first.
+    /// A CIDR in `taken` holds a foreign route: never ours to create, and no room spent.
     pub fn expected(
         &self,
         capacity: Capacity,
         existing: &BTreeSet<IpNet>,
+        taken: &BTreeSet<IpNet>,
     ) -> (BTreeMap<IpNet, String>, BTreeSet<String>) {
         let mut order: Vec<(bool, &SimNode, IpNet)> = self
             .nodes
             .iter()
             .flat_map(|n| n.cidrs().map(move |c| (!existing.contains(&c), n, c)))
+            .filter(|(_, _, c)| !taken.contains(c))
             .collect();
         order.sort_by(|(new_a, a, ca), (new_b, b, cb)| {
             (new_a, a.node.created_unix, &a.node.name, ca).cmp(&(
@@ -194,5 +197,55 @@ impl SimCluster {
             }
         }
         (routes, blocked)
+    }
+}
+
+/// Where the `k`-th foreign route goes. The first three sit inside the cluster CIDR, where
+/// a careless controller would touch them: exactly at a node's podCIDR with another target
+/// (a conflict: the node is reported, the route untouched, the node's own route never
+/// created there), a more specific route inside another node's podCIDR (a conflict that
+/// shadows part of it), and a /24 no node holds. The rest are outside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForeignPlace {
+    /// At the podCIDR of the node in this slot.
+    AtNode(u32),
+    /// A /28 inside the podCIDR of the node in this slot.
+    InsideNode(u32),
+    /// Inside the cluster CIDR, where no node is.
+    NonNode,
+    Outside,
+}
+
+impl ForeignPlace {
+    pub fn of(k: u32, nodes: u32) -> ForeignPlace {
+        match k {
+            0 if nodes >= 3 => ForeignPlace::AtNode(1),
+            1 if nodes >= 3 => ForeignPlace::InsideNode(2),
+            2 if nodes >= 3 && nodes < 16_384 => ForeignPlace::NonNode,
+            _ => ForeignPlace::Outside,
+        }
+    }
+
+    pub fn destination(self, k: u32, nodes: u32) -> IpNet {
+        let slot_net = |slot: u32, len: u8| {
+            let base = u32::from(Ipv4Addr::new(100, 64, 0, 0));
+            IpNet::V4(Ipv4Net::new(Ipv4Addr::from(base + slot * 256), len).expect("valid"))
+        };
+        match self {
+            ForeignPlace::AtNode(slot) => slot_net(slot, 24),
+            ForeignPlace::InsideNode(slot) => slot_net(slot, 28),
+            ForeignPlace::NonNode => slot_net(nodes, 24),
+            ForeignPlace::Outside => format!("192.168.{}.{}/32", k / 250, k % 250)
+                .parse()
+                .expect("valid"),
+        }
+    }
+
+    /// The slot of the node this route conflicts with.
+    pub fn conflicts_with(self) -> Option<u32> {
+        match self {
+            ForeignPlace::AtNode(slot) | ForeignPlace::InsideNode(slot) => Some(slot),
+            _ => None,
+        }
     }
 }

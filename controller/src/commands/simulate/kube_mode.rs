@@ -125,14 +125,22 @@ fn spawn(
 }
 
 /// What the Node's condition must say, given the cloud's state.
-fn condition_correct(node: &serde_json::Value, routed: bool, blocked: bool) -> bool {
+fn condition_correct(
+    node: &serde_json::Value,
+    routed: bool,
+    blocked: bool,
+    conflicted: bool,
+) -> bool {
     let Some(c) = node["status"]["conditions"].as_array().and_then(|cs| {
         cs.iter()
             .find(|c| c["type"] == crate::kube::status::CONDITION)
     }) else {
         return false;
     };
-    let want = if routed {
+    // A conflict is reported whether or not the node's own route could be written.
+    let want = if conflicted {
+        ("True", "RouteConflict")
+    } else if routed {
         ("False", "RouteCreated")
     } else if blocked {
         ("True", "RouteQuotaExceeded")
@@ -147,7 +155,8 @@ pub struct KubeOutcome {
     pub seconds: f64,
     pub mutating_first: u64,
     pub summary: KubeSummary,
-    pub quota_reported: u64,
+    /// What the Nodes said at the end.
+    pub reported: Conditions,
     pub state: Inspection,
 }
 
@@ -203,7 +212,7 @@ pub async fn run(
     let mut kill: Option<(u128, f64)> = None; // (wall ms, mock clock seconds)
     let mut seconds = None;
     let mut mutating_first = 0;
-    let (state, correct, quota_reported) = loop {
+    let (state, reported) = loop {
         let judgement = sim.judge(cluster);
         let state = judgement.fabric.clone();
         progress.update(state.routes_present);
@@ -225,17 +234,17 @@ pub async fn run(
             let _ = dead.child.wait();
             kill = Some((now_ms(), at));
         }
-        let (correct, reported) = conditions(&kube, cluster, &judgement);
-        let all = correct == cluster.nodes.len() as u64;
+        let reported = conditions(&kube, cluster, &judgement);
+        let all = reported.correct == cluster.nodes.len() as u64;
         if state.is_converged() && seconds.is_none() {
             seconds = Some(started.elapsed().as_secs_f64());
             mutating_first = sim.mutating_calls();
         }
         if state.is_converged() && all && (args.kill_leader_at.is_none() || kill.is_some()) {
-            break (state, correct, reported);
+            break (state, reported);
         }
         if Instant::now() > deadline {
-            break (state, correct, reported);
+            break (state, reported);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
@@ -280,7 +289,7 @@ pub async fn run(
             .map(|m| m.at - kill_at)
     });
     let converged =
-        seconds.is_some() && correct == cluster.nodes.len() as u64 && state.is_converged();
+        seconds.is_some() && reported.correct == cluster.nodes.len() as u64 && state.is_converged();
     Ok(KubeOutcome {
         converged,
         seconds: seconds.unwrap_or_else(|| started.elapsed().as_secs_f64()),
@@ -292,37 +301,53 @@ pub async fn run(
             lease_takeover_seconds,
             failover_bound_seconds: (timing.duration + timing.retry_period).as_secs_f64(),
             duplicate_mutations,
-            nodes_condition_correct: correct,
+            nodes_condition_correct: reported.correct,
             leader_changes_unix_ms,
             leader_killed_unix_ms: kill.map(|(ms, _)| ms),
         },
-        quota_reported,
+        reported,
         state,
     })
 }
 
-/// (nodes whose condition matches the cloud, nodes reported RouteQuotaExceeded).
-fn conditions(kube: &KubeMock, cluster: &SimCluster, judgement: &Judgement) -> (u64, u64) {
+/// What the Nodes say, counted against the cloud's state.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Conditions {
+    /// Nodes whose condition matches the cloud.
+    pub correct: u64,
+    /// Nodes reported RouteQuotaExceeded.
+    pub quota: u64,
+    /// Nodes reported RouteConflict.
+    pub conflict: u64,
+}
+
+fn conditions(kube: &KubeMock, cluster: &SimCluster, judgement: &Judgement) -> Conditions {
     let nodes: BTreeMap<String, serde_json::Value> = kube
         .nodes()
         .into_iter()
         .filter_map(|n| Some((n["metadata"]["name"].as_str()?.to_owned(), n)))
         .collect();
-    let mut correct = 0;
-    let mut reported = 0;
+    let mut out = Conditions::default();
     for (n, &routed) in cluster.nodes.iter().zip(&judgement.routed) {
         let Some(obj) = nodes.get(&n.node.name) else {
             continue;
         };
-        if condition_correct(obj, routed, judgement.blocked.contains(&n.node.name)) {
-            correct += 1;
+        let name = &n.node.name;
+        if condition_correct(
+            obj,
+            routed,
+            judgement.blocked.contains(name),
+            judgement.conflicted.contains(name),
+        ) {
+            out.correct += 1;
         }
-        if obj["status"]["conditions"]
-            .as_array()
-            .is_some_and(|cs| cs.iter().any(|c| c["reason"] == "RouteQuotaExceeded"))
-        {
-            reported += 1;
-        }
+        let says = |reason: &str| {
+            obj["status"]["conditions"]
+                .as_array()
+                .is_some_and(|cs| cs.iter().any(|c| c["reason"] == reason))
+        };
+        out.quota += u64::from(says("RouteQuotaExceeded"));
+        out.conflict += u64::from(says("RouteConflict"));
     }
-    (correct, reported)
+    out
 }

@@ -99,7 +99,8 @@ async fn in_kube(args: &SimulateArgs, cluster: &SimCluster, sim: &AwsSim) -> any
     work.progress.finish();
     let report = SimReport {
         fabric: out.state,
-        quota_blocked_reported: out.quota_reported,
+        quota_blocked_reported: out.reported.quota,
+        conflicts_reported: out.reported.conflict,
         converged: out.converged,
         seconds: out.seconds,
         mutating_calls: out.mutating_first,
@@ -208,16 +209,12 @@ async fn in_process(
     let (first, seconds, mutating_first, churn, steady, current) = outcome;
     progress.finish();
 
-    let quota_reported = sink
-        .latest()
-        .iter()
-        .filter(|r| {
-            matches!(
-                r.status,
-                crate::cluster::NodeRouteStatus::QuotaExceeded { .. }
-            )
-        })
-        .count() as u64;
+    let reported = |want: fn(&crate::cluster::NodeRouteStatus) -> bool| {
+        sink.latest().iter().filter(|r| want(&r.status)).count() as u64
+    };
+    use crate::cluster::NodeRouteStatus as S;
+    let quota_reported = reported(|s| matches!(s, S::QuotaExceeded { .. }));
+    let conflicts_reported = reported(|s| matches!(s, S::Conflict { .. }));
     // The verdict is the final fabric's, after the steady-state pass: a controller that
     // converged once and then broke something (or wrote again) does not pass.
     let fabric = cloud.inspect(&current);
@@ -228,6 +225,7 @@ async fn in_process(
     let report = SimReport {
         fabric,
         quota_blocked_reported: quota_reported,
+        conflicts_reported,
         converged,
         seconds,
         mutating_calls: mutating_first,

@@ -31,6 +31,11 @@ impl SimReport {
         );
         let _ = writeln!(
             o,
+            "conflicts        {} nodes (controller reported {})",
+            self.fabric.conflicts_expected, self.conflicts_reported
+        );
+        let _ = writeln!(
+            o,
             "converged        {} in {:.2} s (floor {:.2} s: {ratio}, time scale ×{})",
             self.converged, self.seconds, self.floor_seconds, self.time_scale
         );

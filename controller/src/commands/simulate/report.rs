@@ -17,6 +17,8 @@ pub struct Inspection {
     /// Foreign routes changed or removed.
     pub foreign_routes_touched: u64,
     pub quota_blocked_nodes: u64,
+    /// Nodes a foreign route sits at or inside the podCIDR of (seeded on purpose).
+    pub conflicts_expected: u64,
 }
 
 impl Inspection {
@@ -51,6 +53,8 @@ pub struct SimReport {
     pub fabric: Inspection,
     /// Nodes the controller reported RouteQuotaExceeded on (must equal the above).
     pub quota_blocked_reported: u64,
+    /// Nodes the controller reported RouteConflict on (must equal `conflicts_expected`).
+    pub conflicts_reported: u64,
     pub converged: bool,
     /// Wall seconds to the first verified convergence.
     pub seconds: f64,
