@@ -221,7 +221,7 @@ impl ForeignPlace {
         match k {
             0 if nodes >= 3 => ForeignPlace::AtNode(1),
             1 if nodes >= 3 => ForeignPlace::InsideNode(2),
-            2 if nodes >= 3 && nodes < 16_384 => ForeignPlace::NonNode,
+            2 if (3..16_384).contains(&nodes) => ForeignPlace::NonNode,
             _ => ForeignPlace::Outside,
         }
     }
