@@ -37,6 +37,11 @@ pub struct AwsSim {
     foreign: BTreeMap<(String, IpNet), Target>,
     /// Where each foreign route (by index) was placed.
     placed: Vec<(u32, ForeignPlace)>,
+    /// Per table, the destinations present before the controller acted on the current
+    /// cluster (at start, and again right before churn changes it): quota admission keeps
+    /// those in place, the rest go oldest first. Never the final state, which the
+    /// controller itself shaped.
+    before: BTreeMap<String, BTreeSet<IpNet>>,
     route_limit: u64,
     time_scale: f64,
     seed: u64,
@@ -170,7 +175,9 @@ impl AwsSim {
         config.retry = RetryPolicy::default().scaled(scale);
         config.call_timeout = Duration::from_secs_f64((30.0 / scale).max(2.0));
         let provider = AwsProvider::new(config).await?;
+        let before = Self::destinations(&mock);
         Ok(AwsSim {
+            before,
             mock,
             server,
             provider: Arc::new(provider),
@@ -183,6 +190,16 @@ impl AwsSim {
             time_scale: scale,
             seed: args.seed,
             dual_stack: args.dual_stack,
+        })
+    }
+
+    /// Every managed table's destinations as the mock holds them now.
+    fn destinations(mock: &Ec2Mock) -> BTreeMap<String, BTreeSet<IpNet>> {
+        mock.with_world(|w| {
+            w.tables
+                .iter()
+                .map(|(id, t)| (id.clone(), t.routes.iter().map(|r| r.destination).collect()))
+                .collect()
         })
     }
 
@@ -208,7 +225,7 @@ impl AwsSim {
             v4: self.route_limit.saturating_sub(others(false)),
             v6: self.route_limit.saturating_sub(others(true)),
         };
-        let existing: BTreeSet<IpNet> = table.routes.iter().map(|r| r.destination).collect();
+        let existing = self.before.get(&table.id).cloned().unwrap_or_default();
         let taken: BTreeSet<IpNet> = self
             .foreign
             .keys()
@@ -312,6 +329,7 @@ impl SimCloud for AwsSim {
     }
 
     fn churn(&mut self, cluster: &SimCluster, victims: &[usize]) -> SimCluster {
+        self.before = Self::destinations(&self.mock);
         let mut next = cluster.clone();
         self.mock.with_world(|w| {
             for &i in victims {

@@ -35,6 +35,10 @@ pub struct AzureSim {
     foreign: BTreeMap<String, Vec<Value>>,
     /// Where each foreign route (by index) was placed.
     placed: Vec<(u32, ForeignPlace)>,
+    /// Per table, the destinations present before the controller acted on the current
+    /// cluster (at start, and again right before churn): quota admission keeps those in
+    /// place, the rest go oldest first. Never the final state the controller shaped.
+    before: BTreeMap<String, BTreeSet<IpNet>>,
     route_limit: u64,
     lro: Duration,
     time_scale: f64,
@@ -110,7 +114,9 @@ impl AzureSim {
         config.request_timeout = Duration::from_secs_f64((30.0 / scale).max(2.0));
         config.lro_timeout = Duration::from_secs_f64(600.0 / scale);
         let provider = AzureProvider::new(config, Arc::new(StaticToken::new("simulate")))?;
+        let before = destinations(&mock, &tables);
         Ok(AzureSim {
+            before,
             mock,
             _server: server,
             provider: Arc::new(provider),
@@ -151,10 +157,7 @@ impl SimCloud for AzureSim {
             let routes = w.routes(id);
             let foreign = &self.foreign[id];
             let capacity = Capacity::Shared(self.route_limit.saturating_sub(foreign.len() as u64));
-            let existing: BTreeSet<IpNet> = routes
-                .iter()
-                .filter_map(|r| r["properties"]["addressPrefix"].as_str()?.parse().ok())
-                .collect();
+            let existing = self.before.get(id).cloned().unwrap_or_default();
             let foreign_dests: BTreeSet<IpNet> = foreign
                 .iter()
                 .filter_map(|r| r["properties"]["addressPrefix"].as_str()?.parse().ok())
@@ -259,6 +262,7 @@ impl SimCloud for AzureSim {
     }
 
     fn churn(&mut self, cluster: &SimCluster, victims: &[usize]) -> SimCluster {
+        self.before = destinations(&self.mock, &self.tables);
         let mut next = cluster.clone();
         let mut w = self.mock.world();
         for &i in victims {
@@ -288,6 +292,22 @@ fn foreign_route(k: u32, destination: IpNet) -> Value {
             "addressPrefix": prefix, "nextHopType": "VirtualAppliance",
             "nextHopIpAddress": "10.255.0.5"}}),
     }
+}
+
+/// Every table's destinations as the mock holds them now.
+fn destinations(mock: &ArmMock, tables: &[String]) -> BTreeMap<String, BTreeSet<IpNet>> {
+    let w = mock.world();
+    tables
+        .iter()
+        .map(|id| {
+            let dests = w
+                .routes(id)
+                .iter()
+                .filter_map(|r| r["properties"]["addressPrefix"].as_str()?.parse().ok())
+                .collect();
+            (id.clone(), dests)
+        })
+        .collect()
 }
 
 /// A route as the client wrote it, without what ARM adds (etag, provisioning state, id).
