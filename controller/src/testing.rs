@@ -91,6 +91,11 @@ pub mod fake {
         pub fenced: AtomicUsize,
         /// Forwarding checks made.
         pub forwarding_checks: AtomicUsize,
+        /// Eventual consistency: a route created is missing from this many of its table's
+        /// next listings.
+        pub list_lag: AtomicUsize,
+        /// (table, destination) → listings it stays hidden from.
+        pub hidden: Mutex<HashMap<(TableId, ipnet::IpNet), usize>>,
         pub lists: AtomicUsize,
         pub resolves: AtomicUsize,
         pub counters: ApiCounters,
@@ -122,12 +127,23 @@ pub mod fake {
             if self.fail_lists.load(Ordering::Relaxed) {
                 return Err(CloudError::new(ErrorKind::Transient, "Unavailable", "down"));
             }
-            self.tables
+            let mut listed = self
+                .tables
                 .lock()
                 .unwrap()
                 .get(table)
                 .cloned()
-                .ok_or_else(|| CloudError::new(ErrorKind::NotFound, "NotFound", "no table"))
+                .ok_or_else(|| CloudError::new(ErrorKind::NotFound, "NotFound", "no table"))?;
+            let mut hidden = self.hidden.lock().unwrap();
+            hidden.retain(|(t, dest), left| {
+                if t != table {
+                    return true;
+                }
+                listed.routes.retain(|r| r.destination != *dest);
+                *left -= 1;
+                *left > 0
+            });
+            Ok(listed)
         }
 
         async fn apply_fenced(
@@ -164,6 +180,13 @@ pub mod fake {
                     let mut tables = self.tables.lock().unwrap();
                     let t = tables.get_mut(table).expect("known table");
                     apply_changes(t, std::slice::from_ref(c));
+                    let lag = self.list_lag.load(Ordering::Relaxed);
+                    if lag > 0 && matches!(c, RouteChange::Create { .. }) {
+                        self.hidden
+                            .lock()
+                            .unwrap()
+                            .insert((table.clone(), *c.destination()), lag);
+                    }
                     self.applied
                         .lock()
                         .unwrap()

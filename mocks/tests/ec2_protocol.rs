@@ -633,7 +633,8 @@ async fn describe_lag_and_blackholes() {
     )
     .await;
     assert_eq!(error_code(&body), "RouteAlreadyExists");
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Visible within 1.5× the lag (it is jittered ±50 % per route).
+    tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(describe().await.contains(
         "<destinationCidrBlock>10.7.0.0/24</destinationCidrBlock><instanceId>i-2</instanceId>"
     ));

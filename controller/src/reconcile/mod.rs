@@ -6,6 +6,7 @@
 //! batches (one call per change, paced by the provider); on Azure a table's whole pass is
 //! one PUT, so it is one batch.
 
+mod acknowledged;
 mod driver;
 mod observe;
 mod targets;
@@ -50,6 +51,9 @@ pub struct ReconcilerConfig {
     pub mutation_budget: Duration,
     /// How long discovered tables and resolved targets are trusted.
     pub discovery_ttl: Duration,
+    /// How long a write the cloud acknowledged counts as done while listings do not show
+    /// it yet (EC2's describes are eventually consistent).
+    pub consistency_window: Duration,
 }
 
 impl Default for ReconcilerConfig {
@@ -64,6 +68,7 @@ impl Default for ReconcilerConfig {
             batch_size: 16,
             mutation_budget: Duration::from_secs(5),
             discovery_ttl: Duration::from_secs(600),
+            consistency_window: Duration::from_secs(10),
         }
     }
 }
@@ -140,6 +145,7 @@ pub struct Reconciler {
     tables: Option<(Vec<TableId>, Instant)>,
     observer: Option<Arc<dyn PassObserver>>,
     guard_was_tripped: bool,
+    acknowledged: std::sync::Mutex<acknowledged::Acknowledged>,
 }
 
 impl Reconciler {
@@ -157,6 +163,7 @@ impl Reconciler {
             targets: TargetCache::default(),
             tables: None,
             observer: None,
+            acknowledged: Default::default(),
             guard_was_tripped: false,
         }
     }
@@ -285,7 +292,8 @@ impl Reconciler {
         // List first (so the listing never queues behind preparation's reads), then node
         // preparation and the route writes side by side: preparation mostly reads, the
         // writes spend the write bucket, so neither waits for the other.
-        let tables = self.list(&ids).await?;
+        let mut tables = self.list(&ids).await?;
+        self.read_acknowledged(&mut tables);
         let mut targets = std::mem::take(&mut self.targets);
         let (prepared, work) = {
             let this = &*self;
@@ -337,11 +345,12 @@ impl Reconciler {
                 .filter(|t| !t.changes.is_empty())
                 .map(|t| t.table.clone())
                 .collect();
-            let fresh = if attempted == 0 {
+            let mut fresh = if attempted == 0 {
                 Vec::new()
             } else {
                 self.list(&written).await?
             };
+            self.read_acknowledged(&mut fresh);
             for table in fresh {
                 if let Some(slot) = tables.iter_mut().find(|t| t.id == table.id) {
                     *slot = table;
@@ -359,6 +368,14 @@ impl Reconciler {
             unprepared: prepared.failed.len(),
             took: started.elapsed(),
         })
+    }
+
+    /// Listed tables as the cloud's acknowledged writes say they are (see `acknowledged`).
+    fn read_acknowledged(&self, tables: &mut [RouteTable]) {
+        self.acknowledged
+            .lock()
+            .expect("acknowledged")
+            .overlay(tables, self.config.consistency_window);
     }
 
     /// Send every table's changes, batch by batch, each batch only while the fence allows.
@@ -385,6 +402,12 @@ impl Reconciler {
                             .await;
                         self.beat();
                         for outcome in outcomes {
+                            if outcome.result.is_ok() {
+                                self.acknowledged
+                                    .lock()
+                                    .expect("acknowledged")
+                                    .record(&tp.table, &outcome.change);
+                            }
                             if let Err(e) = outcome.result {
                                 tracing::warn!(table = %tp.table, change = ?outcome.change,
                                     error = %e, "route change failed");

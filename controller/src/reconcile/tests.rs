@@ -561,3 +561,32 @@ async fn a_dead_route_is_replaced_by_a_restarted_controller() {
             if destination.to_string() == "100.64.1.0/24" && *next_hop == eni(1))));
     assert!(status_of(&sink, "node-0001").is_routed());
 }
+
+#[tokio::test]
+async fn a_route_the_cloud_acknowledged_but_does_not_list_yet_is_neither_missing_nor_written_twice()
+{
+    // EC2's describes lag behind its writes: every new route stays out of its table's next
+    // three listings.
+    let c = cloud(4, &["rtb-a"]);
+    c.list_lag.store(3, Ordering::Relaxed);
+    let sink = Arc::new(MemorySink::default());
+    let mut r = reconciler(&c, &sink, Arc::new(AlwaysLeader));
+    for pass in 0..4 {
+        let report = r.pass(&snapshot(4)).await.unwrap();
+        assert!(
+            report.converged(),
+            "pass {pass}: {:?}",
+            report.plan.warnings
+        );
+        assert!(
+            sink.latest().iter().all(|n| n.status.is_routed()),
+            "pass {pass}: a created route reported missing: {:?}",
+            sink.latest()
+        );
+    }
+    assert_eq!(c.mutations(), 4, "each route written once");
+    assert!(
+        c.hidden.lock().unwrap().is_empty(),
+        "the listings caught up"
+    );
+}

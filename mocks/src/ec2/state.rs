@@ -549,7 +549,11 @@ impl World {
     }
 }
 
-/// Lag applied to creates, for describes.
+/// When a route created now shows in describes: after `lag`, jittered ±50 % per route as
+/// EC2's eventual consistency is (no fixed delay a client could wait out exactly).
 pub fn visible_after(lag: Duration) -> Instant {
-    Instant::now() + lag
+    if lag.is_zero() {
+        return Instant::now();
+    }
+    Instant::now() + lag.mul_f64(rand::random_range(0.5..1.5))
 }

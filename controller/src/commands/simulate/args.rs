@@ -42,6 +42,10 @@ pub struct SimulateArgs {
     /// Cloud-side latency of one API call, in cloud milliseconds.
     #[arg(long, default_value_t = 100)]
     pub latency_ms: u64,
+    /// EC2's eventual consistency: a route just created stays out of describes for this
+    /// long (cloud milliseconds, ±50 % jitter per route), as EC2 does. 0 turns it off.
+    #[arg(long, default_value_t = 300)]
+    pub describe_lag_ms: u64,
     /// Give up after this many (wall) seconds.
     #[arg(long, default_value_t = 120.0)]
     pub timeout: f64,

@@ -95,7 +95,7 @@ impl AwsSim {
             time_scale: scale,
             latency: Duration::from_millis(args.latency_ms).div_f64(scale),
             fault_rate: args.faults,
-            describe_lag: Duration::ZERO,
+            describe_lag: Duration::from_millis(args.describe_lag_ms).div_f64(scale),
         };
         let mock = Ec2Mock::new(config, Seed::default()).map_err(anyhow::Error::msg)?;
         let tables: Vec<String> = (0..args.tables).map(|t| format!("rtb-0{t:016x}")).collect();

@@ -122,6 +122,9 @@ async fn in_process(
         cluster_cidrs: cluster.cluster_cidrs.clone(),
         mutation_budget: Duration::from_secs_f64(30.0 / args.time_scale),
         discovery_ttl: Duration::from_secs_f64(args.discovery_ttl.max(0.0) / args.time_scale),
+        consistency_window: ReconcilerConfig::default()
+            .consistency_window
+            .div_f64(args.time_scale),
         ..ReconcilerConfig::default()
     };
     let mut reconciler = Reconciler::new(
