@@ -12,12 +12,12 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::cluster::{AlwaysLeader, NodeReport, SharedSnapshot, StatusSink};
+use crate::cluster::{AlwaysLeader, Fence, NodeReport, SharedSnapshot, StatusSink};
 use crate::commands::cloud::CloudArgs;
 use crate::commands::nodes_file::NodesFileArgs;
 use crate::health::Heartbeat;
 use crate::kube::args::{KubeArgs, parse_duration};
-use crate::kube::lease::LeaseElector;
+use crate::kube::lease::{LeaseElector, LeaseTiming};
 use crate::kube::{nodes, runtime, status};
 use crate::metrics::{self, Metrics, Observer, Readiness};
 use crate::planner::status_name;
@@ -78,33 +78,79 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     .with_context(|| format!("serving metrics on {}", args.kube.metrics_addr))?;
     tracing::info!(%bound, "serving /metrics, /healthz, /readyz");
 
-    if let Some(snapshot) = nodes_from_file {
-        let (_snap_tx, snap_rx) = watch::channel(Arc::new(snapshot));
-        let (_leader_tx, leader_rx) = watch::channel(true);
-        ready.caches_synced.store(true, Ordering::Relaxed);
-        ready.leader.store(true, Ordering::Relaxed);
-        metrics.leader.set(1);
-        let mut reconciler =
-            Reconciler::new(provider, config, Arc::new(AlwaysLeader), Arc::new(LogSink))
-                .with_observer(Arc::new(Observer { metrics, ready }));
-        let (tx, _rx) = watch::channel(PassSummary {
-            passes: 0,
-            snapshot: None,
-            report: None,
-            error: None,
-        });
-        drive(
-            &mut reconciler,
-            snap_rx,
-            leader_rx,
-            drive_timing,
-            shutdown,
-            tx,
-        )
-        .await;
-        return Ok(());
-    }
+    // Where nodes, leadership and statuses come from: a file (one replica, no election)
+    // or the Kubernetes API. Either way one reconciler and one driver run below.
+    let wiring = match nodes_from_file {
+        Some(snapshot) => {
+            ready.caches_synced.store(true, Ordering::Relaxed);
+            ready.leader.store(true, Ordering::Relaxed);
+            metrics.leader.set(1);
+            let (snapshot_tx, snapshots) = watch::channel(Arc::new(snapshot));
+            let (leader_tx, leader) = watch::channel(true);
+            Wiring {
+                snapshots,
+                leader,
+                fence: Arc::new(AlwaysLeader),
+                sink: Arc::new(LogSink),
+                elector: None,
+                _fixed: Some((snapshot_tx, leader_tx)),
+            }
+        }
+        None => match kube_wiring(&args, timing, &ready, &metrics, &shutdown).await? {
+            Some(wiring) => wiring,
+            None => return Ok(()),
+        },
+    };
+    let mut reconciler = Reconciler::new(provider, config, wiring.fence, wiring.sink)
+        .with_observer(Arc::new(Observer { metrics, ready }));
+    let (tx, _rx) = watch::channel(PassSummary {
+        passes: 0,
+        snapshot: None,
+        report: None,
+        error: None,
+    });
+    drive(
+        &mut reconciler,
+        wiring.snapshots,
+        wiring.leader,
+        drive_timing,
+        shutdown.clone(),
+        tx,
+    )
+    .await;
 
+    // SIGTERM: the pass in flight was dropped by `drive`; give the lease up so the standby
+    // takes over at once instead of after the lease duration.
+    if let Some((stop, task)) = wiring.elector {
+        stop.cancel();
+        let _ = task.await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The edges the reconciler runs between.
+struct Wiring {
+    snapshots: watch::Receiver<SharedSnapshot>,
+    leader: watch::Receiver<bool>,
+    fence: Arc<dyn Fence>,
+    sink: Arc<dyn StatusSink>,
+    /// The election loop, to stop (and release the Lease) on shutdown.
+    elector: Option<(CancellationToken, tokio::task::JoinHandle<()>)>,
+    /// A nodes file's snapshot and leadership never change, but their channels must stay
+    /// open: a closed one tells the driver to stop.
+    _fixed: Option<(watch::Sender<SharedSnapshot>, watch::Sender<bool>)>,
+}
+
+/// The Kubernetes edges: node reflector (waited for until synced), Lease election with its
+/// fence, the NetworkUnavailable/Event writer. `None` when shutdown came first.
+async fn kube_wiring(
+    args: &RunArgs,
+    timing: LeaseTiming,
+    ready: &Readiness,
+    metrics: &Arc<Metrics>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<Wiring>> {
     let client = runtime::client(args.kube.kubeconfig.as_deref()).await?;
     let identity = args.kube.identity();
     tracing::info!(%identity, "running against the Kubernetes API");
@@ -117,7 +163,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     {
         let mut synced = watch.synced.clone();
         tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
+            _ = shutdown.cancelled() => return Ok(None),
             r = synced.wait_for(|s| *s) => { r.context("node watch ended before its first list")?; }
         }
     }
@@ -155,7 +201,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         Arc::new(LogSink)
     } else {
         Arc::new(
-            status::KubeStatusWriter::new(client.clone(), watch.store.clone(), &identity)
+            status::KubeStatusWriter::new(client, watch.store.clone(), &identity)
                 .with_guard_object(ObjectReference {
                     api_version: Some("coordination.k8s.io/v1".into()),
                     kind: Some("Lease".into()),
@@ -165,31 +211,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 }),
         )
     };
-    let mut reconciler = Reconciler::new(provider, config, fence, sink)
-        .with_observer(Arc::new(Observer { metrics, ready }));
-    let (tx, _rx) = watch::channel(PassSummary {
-        passes: 0,
-        snapshot: None,
-        report: None,
-        error: None,
-    });
-    let snapshots: watch::Receiver<SharedSnapshot> = watch.snapshots.clone();
-    drive(
-        &mut reconciler,
-        snapshots,
-        leader_rx,
-        drive_timing,
-        shutdown.clone(),
-        tx,
-    )
-    .await;
-
-    // SIGTERM: the pass in flight was dropped by `drive`; give the lease up so the standby
-    // takes over at once instead of after the lease duration.
-    elector_stop.cancel();
-    let _ = elector_task.await;
-    tracing::info!("stopped");
-    Ok(())
+    Ok(Some(Wiring {
+        snapshots: watch.snapshots.clone(),
+        leader: leader_rx,
+        fence,
+        sink,
+        elector: Some((elector_stop, elector_task)),
+        _fixed: None,
+    }))
 }
 
 /// Logs status transitions (dry runs and `--nodes-file` runs have no Nodes to write to).

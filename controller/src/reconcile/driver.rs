@@ -139,7 +139,7 @@ pub async fn drive(
         let mut lost = leader.clone();
         let result = tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = lost.wait_for(|l| !*l) => {
+            Ok(_) = lost.wait_for(|l| !*l) => {
                 tracing::warn!("lost leadership during a pass; abandoning it");
                 continue;
             }
