@@ -170,6 +170,20 @@ impl KubeMock {
         self.inner.store.lock().expect("store").upsert_node(node)
     }
 
+    /// Read, change and write back one node under the store lock, as a kubelet's status
+    /// update would, without losing another writer's change in between; `None` if there
+    /// is no such node.
+    pub fn modify_node(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut Value),
+    ) -> Option<Result<Value, StoreError>> {
+        let mut store = self.inner.store.lock().expect("store");
+        let mut node = (**store.nodes.get(name)?).clone();
+        change(&mut node);
+        Some(store.upsert_node(node))
+    }
+
     pub fn delete_node(&self, name: &str) -> Result<(), StoreError> {
         self.inner
             .store
