@@ -93,12 +93,14 @@ async fn put_runs_a_long_running_operation_with_etags_and_a_write_lock() {
         .unwrap()
         .to_owned();
     assert!(op_url.contains("/providers/Microsoft.Network/locations/westeurope/operations/"));
-    assert!(resp.headers().contains_key("retry-after"));
+    // ARM's fixed hint, not the time the operation has left.
+    assert_eq!(resp.headers()["retry-after"], "10");
     let created = body(resp).await;
     assert_eq!(created["properties"]["provisioningState"], "Updating");
     let etag = created["etag"].as_str().unwrap().to_owned();
 
-    // A second write while the first runs: 409 AnotherOperationInProgress + Retry-After.
+    // A second write while the first runs: 409 AnotherOperationInProgress, no Retry-After
+    // (as ARM sends it).
     let resp = client()
         .put(&url)
         .bearer_auth("t")
@@ -107,7 +109,7 @@ async fn put_runs_a_long_running_operation_with_etags_and_a_write_lock() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 409);
-    assert!(resp.headers().contains_key("retry-after"));
+    assert!(!resp.headers().contains_key("retry-after"));
     assert_eq!(
         body(resp).await["error"]["code"],
         "AnotherOperationInProgress"
@@ -492,4 +494,26 @@ async fn a_nic_write_needs_join_on_its_subnet_and_public_ip_like_arm_linked_auth
     assert_eq!(stats.count(PUBLIC_IP_JOIN, "ok"), 1);
     assert_eq!(stats.count(PUBLIC_IP_JOIN, "LinkedAuthorizationFailed"), 1);
     assert_eq!(mock.stats().count(SUBNET_JOIN, "ok"), 0, "not a request");
+}
+
+#[tokio::test]
+async fn read_faults_fail_resource_gets_until_switched_off() {
+    let (mock, server) = start(ArmConfig::default()).await;
+    let url = format!("{}{TABLE}?{API}", server.url());
+    let resp = client()
+        .put(&url)
+        .bearer_auth("t")
+        .json(&table_body(json!([])))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+    mock.set_read_faults(1.0);
+    let resp = client().get(&url).bearer_auth("t").send().await.unwrap();
+    assert_eq!(resp.status(), 500);
+    assert_eq!(body(resp).await["error"]["code"], "InternalServerError");
+    assert_eq!(mock.read_faults_injected(), 1);
+    mock.set_read_faults(0.0);
+    let resp = client().get(&url).bearer_auth("t").send().await.unwrap();
+    assert_eq!(resp.status(), 200);
 }

@@ -751,3 +751,31 @@ fn command_line_server_with_seed_file() {
     });
     drop(child);
 }
+
+#[tokio::test]
+async fn read_faults_fail_describes_only_until_switched_off() {
+    let (mock, server) = start(relaxed(), seed(2)).await;
+    let url = server.url();
+    mock.set_read_faults(1.0);
+    for action in ["DescribeRouteTables", "DescribeInstances"] {
+        let (status, body) = call(&url, &[("Action", action)]).await;
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(error_code(&body), "Unavailable");
+    }
+    assert_eq!(mock.faults_injected(), 2);
+    // Writes are not reads: not failed by read faults.
+    let (status, body) = call(
+        &url,
+        &[
+            ("Action", "CreateRoute"),
+            ("RouteTableId", "rtb-01"),
+            ("DestinationCidrBlock", "100.64.0.0/24"),
+            ("GatewayId", "igw-1"),
+        ],
+    )
+    .await;
+    assert_ne!(status, 503, "{body}");
+    mock.set_read_faults(0.0);
+    let (status, body) = call(&url, &[("Action", "DescribeRouteTables")]).await;
+    assert_eq!(status, 200, "{body}");
+}

@@ -318,6 +318,13 @@ fn serve(
         err.retry_after = Some(wait);
         return Err(err);
     }
+    if *method == Method::GET && !matches!(target, Target::Operation { .. }) && mock.read_fault() {
+        return Err(ArmError::new(
+            500,
+            "InternalServerError",
+            "An error occurred. (injected transient read failure)",
+        ));
+    }
     let mut world = mock.world();
     world.settle(Instant::now());
     world.grants().authorize(token, op, uri.path())?;
@@ -543,9 +550,14 @@ fn page(
     Ok(json_response(StatusCode::OK, &page))
 }
 
-/// `Retry-After` for a running operation: the cloud seconds left, at most ARM's usual 10.
-fn retry_hint(mock: &ArmMock, remaining: Duration) -> u64 {
-    mock.config.cloud_secs_ceil(remaining).min(10)
+/// `Retry-After` on an accepted write and on a running operation's poll, as ARM sends it:
+/// a fixed hint (10 cloud seconds for Microsoft.Network), whatever the operation has left.
+/// A client that sleeps the hint before its first poll waits the full 10 s even when the
+/// operation takes less; it must not rely on the hint to tell it the time left.
+pub const RETRY_HINT_SECS: u64 = 10;
+
+fn retry_hint(_mock: &ArmMock, _remaining: Duration) -> u64 {
+    RETRY_HINT_SECS
 }
 
 #[cfg(test)]

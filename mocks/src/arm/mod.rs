@@ -144,6 +144,10 @@ pub struct ArmMock {
     reads: ServerBucket,
     writes: ServerBucket,
     deletes: ServerBucket,
+    /// Share of resource GETs (tables, VMs, NICs and their lists; not operation polls)
+    /// failed with a transient 500, as f64 bits: [`ArmMock::set_read_faults`].
+    read_fault_rate: std::sync::atomic::AtomicU64,
+    read_faults_injected: std::sync::atomic::AtomicU64,
 }
 
 impl ArmMock {
@@ -160,8 +164,39 @@ impl ArmMock {
             )),
             stats: Stats::default(),
             linked: Stats::default(),
+            read_fault_rate: Default::default(),
+            read_faults_injected: Default::default(),
             config,
         }))
+    }
+
+    /// From now on, fail this share (0..=1) of resource GETs (route tables, VMs, NICs, their
+    /// lists; never operation polls) with a transient 500; 0 stops it.
+    pub fn set_read_faults(&self, rate: f64) {
+        self.read_fault_rate.store(
+            rate.clamp(0.0, 1.0).to_bits(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    /// Reads failed by [`ArmMock::set_read_faults`] so far.
+    pub fn read_faults_injected(&self) -> u64 {
+        self.read_faults_injected
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Whether to fail this read (and count it).
+    pub(crate) fn read_fault(&self) -> bool {
+        let rate = f64::from_bits(
+            self.read_fault_rate
+                .load(std::sync::atomic::Ordering::Relaxed),
+        );
+        let hit = rate > 0.0 && rand::random::<f64>() < rate;
+        if hit {
+            self.read_faults_injected
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        hit
     }
 
     pub fn config(&self) -> &ArmConfig {

@@ -106,6 +106,9 @@ pub(crate) struct Shared {
     pub non_mutating: ServerBucket,
     pub unfiltered: ServerBucket,
     pub faults_injected: std::sync::atomic::AtomicU64,
+    /// Share of describes (`DescribeInstances`, `DescribeRouteTables`) failed with a
+    /// transient 503, as f64 bits; changed at run time by [`Ec2Mock::set_read_faults`].
+    pub read_fault_rate: std::sync::atomic::AtomicU64,
 }
 
 /// A handle on the mock's state; cheap to clone.
@@ -139,6 +142,7 @@ impl Ec2Mock {
                 requests: Mutex::new(Vec::new()),
                 started: Instant::now(),
                 faults_injected: Default::default(),
+                read_fault_rate: Default::default(),
             }),
         })
     }
@@ -178,6 +182,16 @@ impl Ec2Mock {
         self.shared
             .faults_injected
             .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// From now on, fail this share (0..=1) of `DescribeInstances` and
+    /// `DescribeRouteTables` calls with a transient error (counted as injected faults);
+    /// 0 stops it. Independent of [`Ec2Config::fault_rate`].
+    pub fn set_read_faults(&self, rate: f64) {
+        self.shared.read_fault_rate.store(
+            rate.clamp(0.0, 1.0).to_bits(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     /// A noisy neighbour spends the whole bucket of `class`.

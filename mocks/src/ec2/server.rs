@@ -182,9 +182,15 @@ async fn handle(State(mock): State<Ec2Mock>, headers: HeaderMap, body: Bytes) ->
             ),
         );
     }
+    let read_faults = f64::from_bits(shared.read_fault_rate.load(Ordering::Relaxed));
     let fault = {
         let mut rng = rand::rng();
-        if shared.config.fault_rate > 0.0 && rng.random_bool(shared.config.fault_rate) {
+        if read_faults > 0.0
+            && matches!(action.as_str(), "DescribeInstances" | "DescribeRouteTables")
+            && rng.random_bool(read_faults)
+        {
+            Some(Fault::Unavailable)
+        } else if shared.config.fault_rate > 0.0 && rng.random_bool(shared.config.fault_rate) {
             Some(match rng.random_range(0..3) {
                 0 => Fault::Internal,
                 1 => Fault::Unavailable,

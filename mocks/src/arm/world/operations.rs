@@ -113,19 +113,14 @@ impl World {
         if let Some(res) = res
             && let Some(op) = &res.busy
         {
-            let remaining = self
-                .operations
-                .get(op)
-                .map(|o| o.deadline.saturating_duration_since(Instant::now()))
-                .unwrap_or_default();
-            let mut err = ArmError::new(
+            // ARM sends no Retry-After here: the client must back off on its own.
+            let err = ArmError::new(
                 409,
                 "AnotherOperationInProgress",
                 format!(
                     "Another operation on this or dependent resource is in progress. To retrieve status of the operation use uri: operations/{op}. Resource: {id}"
                 ),
             );
-            err.retry_after = Some(remaining);
             return Err(err);
         }
         match (if_match, res) {
