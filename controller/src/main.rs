@@ -20,7 +20,7 @@ enum Command {
     Plan(Box<plan::PlanArgs>),
     /// Run the real controller against an in-process mock cloud with a generated cluster.
     #[cfg(feature = "simulate")]
-    Simulate(simulate::SimulateArgs),
+    Simulate(Box<simulate::SimulateArgs>),
 }
 
 fn main() {
@@ -40,7 +40,7 @@ fn main() {
             Command::Run(args) => run::run(*args).await.map(|()| 0),
             Command::Plan(args) => plan::plan(*args).await,
             #[cfg(feature = "simulate")]
-            Command::Simulate(args) => simulate::simulate(args).await,
+            Command::Simulate(args) => simulate::simulate(*args).await,
         }
     });
     match result {

@@ -216,3 +216,136 @@ fn node_reads_do_not_grow_with_the_cluster_cold_or_after_cache_expiry() {
     );
     assert_eq!(reads, describes as f64 / 1000.0, "{r}");
 }
+
+/// `--read-faults`: reads fail for a few resync passes after convergence, with lookups
+/// expiring every cloud second; a node whose route stayed present must never change
+/// condition (a failed read is `Unknown`, never a false "no route").
+fn assert_read_faults_flip_nothing(cloud: &str) {
+    let (code, r, err) = simulate(&[
+        "--cloud",
+        cloud,
+        "--nodes",
+        "30",
+        "--tables",
+        "2",
+        "--time-scale",
+        "50",
+        "--discovery-ttl",
+        "1",
+        "--read-faults",
+        "0.4",
+    ]);
+    assert_eq!(code, 0, "{r}\n{err}");
+    assert_eq!(r["converged"], true, "{r}");
+    assert!(u(&r, "read_fault_passes") >= 3, "{r}");
+    assert!(u(&r, "read_faults_injected") > 0, "{r}");
+    assert_eq!(u(&r, "condition_flips"), 0, "{r}");
+    assert_eq!(u(&r, "routes_wrong"), 0, "{r}");
+    assert_eq!(u(&r, "foreign_routes_touched"), 0, "{r}");
+    assert_conflicts_reported(&r);
+}
+
+#[test]
+fn aws_read_faults_flip_no_condition() {
+    assert_read_faults_flip_nothing("aws");
+}
+
+#[test]
+fn azure_read_faults_flip_no_condition() {
+    assert_read_faults_flip_nothing("azure");
+}
+
+/// The resync pass counts every call by kind: only listings (one per table) and lookups
+/// whose cache expired, no write, and the per-node reads stay far below one per node.
+#[test]
+fn steady_state_counts_every_call_by_kind() {
+    for (cloud, listing) in [
+        ("aws", "DescribeRouteTables"),
+        ("azure", "Microsoft.Network/routeTables/read"),
+    ] {
+        let (code, r, err) = simulate(&[
+            "--cloud",
+            cloud,
+            "--nodes",
+            "40",
+            "--tables",
+            "2",
+            "--time-scale",
+            "50",
+        ]);
+        assert_eq!(code, 0, "{r}\n{err}");
+        let s = &r["steady_state"];
+        let calls = s["calls"].as_object().expect("steady_state.calls");
+        assert_eq!(u(&s["calls"], listing), 2, "one listing per table: {r}");
+        let total: u64 = calls.values().map(|v| v.as_u64().unwrap()).sum();
+        assert_eq!(
+            total,
+            u(s, "list_calls") + u(s, "node_reads") + u(s, "mutating_calls"),
+            "every call is a listing, a node read or a write: {r}"
+        );
+        assert_eq!(u(s, "mutating_calls"), 0, "{r}");
+        let per_node = s["reads_per_node"].as_f64().expect("reads_per_node");
+        assert_eq!(per_node, u(s, "node_reads") as f64 / 40.0, "{r}");
+        assert!(per_node <= 0.05, "{r}");
+    }
+}
+
+/// 30 nodes on AWS, three of whose instances are terminated after the first convergence,
+/// lookups trusted for a cloud second; the run must pass.
+fn aws_cloud_events(flags: &[&str]) -> Value {
+    let mut args = vec![
+        "--cloud",
+        "aws",
+        "--nodes",
+        "30",
+        "--time-scale",
+        "50",
+        "--discovery-ttl",
+        "1",
+        "--terminate",
+        "3",
+    ];
+    args.extend_from_slice(flags);
+    let (code, r, err) = simulate(&args);
+    assert_eq!(code, 0, "{r}\n{err}");
+    r
+}
+
+/// `--terminate`: instances die mid-run (their routes blackhole in the mock), then new
+/// nodes on new instances take over their podCIDRs and must be routed to the new ones.
+#[test]
+fn aws_terminated_instances_podcidrs_are_routed_to_their_new_nodes() {
+    let r = aws_cloud_events(&["--tables", "2"]);
+    let e = &r["cloud_events"];
+    assert_eq!(u(e, "instances_terminated"), 3, "{r}");
+    // Three nodes' routes in two tables, all blackholed by the terminations.
+    assert_eq!(u(e, "routes_blackholed"), 6, "{r}");
+    assert_eq!(e["converged"], true, "{r}");
+    // The final fabric: every podCIDR routed to its current node, no blackhole left.
+    assert_eq!(u(&r, "routes_wrong"), 0, "{r}");
+    assert_eq!(u(&r, "routes_present"), u(&r, "routes_expected"), "{r}");
+    assert_eq!(u(&r, "routes_expected"), 2 * 30 - 1, "{r}");
+    assert!(u(e, "mutating_calls") >= 6, "each dead route replaced: {r}");
+    assert_eq!(u(&r, "foreign_routes_touched"), 0, "{r}");
+    assert_conflicts_reported(&r);
+}
+
+/// `--lose-table`: a managed table is untagged mid-run; its routes are no longer expected
+/// and must stay exactly as they were, while the other tables keep converging through new
+/// nodes taking over dead ones' podCIDRs.
+#[test]
+fn aws_lost_table_is_left_alone_and_the_others_keep_converging() {
+    let r = aws_cloud_events(&["--tables", "3", "--foreign-routes", "9", "--lose-table"]);
+    let e = &r["cloud_events"];
+    assert!(e["table_lost"].is_string(), "{r}");
+    // The 30 node routes and 3 foreign routes it held, and its local route.
+    assert_eq!(u(e, "lost_table_routes"), 34, "{r}");
+    assert_eq!(e["converged"], true, "{r}");
+    // Two tables left, node 1's podCIDR held by a foreign route in the first.
+    assert_eq!(u(&r, "routes_expected"), 2 * 30 - 1, "{r}");
+    assert_eq!(u(&r, "routes_present"), u(&r, "routes_expected"), "{r}");
+    assert_eq!(u(&r, "routes_wrong"), 0, "{r}");
+    // Every route of the lost table, the controller's own included, is foreign now.
+    assert_eq!(u(&r, "foreign_routes_touched"), 0, "{r}");
+    assert_eq!(u(&r, "foreign_routes"), 6 + 34, "{r}");
+}

@@ -24,6 +24,12 @@ pub struct SimulateArgs {
     /// failed long-running operations).
     #[arg(long, default_value_t = 0.0)]
     pub faults: f64,
+    /// After the first convergence, fail this share (0..=1) of reads (DescribeInstances /
+    /// DescribeRouteTables; ARM table, VM and NIC GETs) with transient errors for a few
+    /// resync passes; JSON `condition_flips` (condition changes on nodes whose route stayed
+    /// present) must be 0. Pair it with a short `--discovery-ttl` so lookups happen.
+    #[arg(long, default_value_t = 0.0)]
+    pub read_faults: f64,
     /// Routes per table (per family on AWS). Default: 1000 on AWS (the highest quota EC2
     /// grants), 400 on Azure.
     #[arg(long)]
@@ -39,6 +45,16 @@ pub struct SimulateArgs {
     /// times faster than real time.
     #[arg(long, default_value_t = 10.0)]
     pub time_scale: f64,
+    /// AWS: after the first convergence, terminate this many instances (their routes go
+    /// blackhole in the mock), then give their podCIDRs to new nodes on new instances, which
+    /// must be routed (the dead routes replaced). JSON `cloud_events`.
+    #[arg(long, default_value_t = 0)]
+    pub terminate: u32,
+    /// AWS: after the first convergence, untag the last managed table: its routes are no
+    /// longer expected and must stay untouched, the other tables keep converging (with
+    /// `--terminate`, through the replacement). Needs `--tables` 2 or more.
+    #[arg(long)]
+    pub lose_table: bool,
     /// Cloud-side latency of one API call, in cloud milliseconds.
     #[arg(long, default_value_t = 100)]
     pub latency_ms: u64,
@@ -46,6 +62,10 @@ pub struct SimulateArgs {
     /// long (cloud milliseconds, ±50 % jitter per route), as EC2 does. 0 turns it off.
     #[arg(long, default_value_t = 300)]
     pub describe_lag_ms: u64,
+    /// Azure: how long one long-running operation (a table or NIC PUT) runs, in cloud
+    /// seconds. ARM's `Retry-After` stays its fixed 10 s whatever this is.
+    #[arg(long, default_value_t = 10.0)]
+    pub lro_seconds: f64,
     /// Give up after this many (wall) seconds.
     #[arg(long, default_value_t = 120.0)]
     pub timeout: f64,
@@ -88,6 +108,36 @@ impl SimulateArgs {
         }
         if !(0.0..=1.0).contains(&self.faults) {
             bail!("--faults must be within 0..=1, got {}", self.faults);
+        }
+        if !(self.lro_seconds.is_finite() && (0.0..=600.0).contains(&self.lro_seconds)) {
+            bail!(
+                "--lro-seconds must be within 0..=600, got {}",
+                self.lro_seconds
+            );
+        }
+        if (self.terminate > 0 || self.lose_table) && (self.kube || self.cloud != CloudKind::Aws) {
+            bail!(
+                "--terminate and --lose-table run on the in-process AWS scenario (--cloud aws, no --kube)"
+            );
+        }
+        if self.terminate > self.nodes {
+            bail!(
+                "--terminate must be at most --nodes ({}), got {}",
+                self.nodes,
+                self.terminate
+            );
+        }
+        if self.lose_table && self.tables < 2 {
+            bail!("--lose-table needs --tables 2 or more");
+        }
+        if !(0.0..=1.0).contains(&self.read_faults) {
+            bail!(
+                "--read-faults must be within 0..=1, got {}",
+                self.read_faults
+            );
+        }
+        if self.kube && self.read_faults > 0.0 {
+            bail!("--read-faults is not available with --kube");
         }
         if !(0.0..=1.0).contains(&self.churn) {
             bail!("--churn must be within 0..=1, got {}", self.churn);

@@ -42,6 +42,11 @@ pub struct AwsSim {
     /// those in place, the rest go oldest first. Never the final state, which the
     /// controller itself shaped.
     before: BTreeMap<String, BTreeSet<IpNet>>,
+    /// `--lose-table`: the table taken out of the cluster mid-run, with its routes (and
+    /// their targets) as they were then: foreign from that moment on.
+    lost: Option<(String, Vec<(IpNet, Target)>)>,
+    /// The managed tables as created (foreign routes were spread over them in turn).
+    seeded_tables: Vec<String>,
     route_limit: u64,
     time_scale: f64,
     seed: u64,
@@ -181,11 +186,13 @@ impl AwsSim {
             mock,
             server,
             provider: Arc::new(provider),
+            seeded_tables: tables.clone(),
             tables,
             foreign,
             placed: (0..args.foreign_routes)
                 .map(|k| (k, ForeignPlace::of(k, args.nodes)))
                 .collect(),
+            lost: None,
             route_limit: u64::from(route_limit),
             time_scale: scale,
             seed: args.seed,
@@ -243,7 +250,25 @@ impl SimCloud for AwsSim {
 
     fn judge(&self, cluster: &SimCluster) -> Judgement {
         self.mock.with_world(|w| {
-            let mut tally = Tally::new(cluster, self.tables.len(), self.foreign.len() as u64);
+            let lost_routes = self.lost.as_ref().map_or(0, |(_, r)| r.len());
+            let mut tally = Tally::new(
+                cluster,
+                self.tables.len(),
+                (self.foreign.len() + lost_routes) as u64,
+            );
+            // The lost table: every route it held when it left the cluster stays as it was.
+            if let Some((id, routes)) = &self.lost {
+                let table = w.tables.get(id);
+                for (dest, target) in routes {
+                    if !table.is_some_and(|t| {
+                        t.routes
+                            .iter()
+                            .any(|r| r.destination == *dest && r.target == *target)
+                    }) {
+                        tally.foreign_touched();
+                    }
+                }
+            }
             for id in &self.tables {
                 let Some(table) = w.tables.get(id) else {
                     continue;
@@ -268,7 +293,7 @@ impl SimCloud for AwsSim {
                     }
                 }
                 for (k, place) in &self.placed {
-                    if &self.tables[*k as usize % self.tables.len()] == id
+                    if &self.seeded_tables[*k as usize % self.seeded_tables.len()] == id
                         && let Some(slot) = place.conflicts_with()
                     {
                         tally.conflict(slot);
@@ -317,6 +342,10 @@ impl SimCloud for AwsSim {
         self.mock.faults_injected()
     }
 
+    fn set_read_faults(&self, rate: f64) {
+        self.mock.set_read_faults(rate);
+    }
+
     fn counter_probe(&self) -> CounterProbe {
         let mock = self.mock.clone();
         Box::new(move || (mock.stats().total("throttled"), mock.faults_injected()))
@@ -326,6 +355,44 @@ impl SimCloud for AwsSim {
     fn floor_seconds(&self, writes: u64) -> f64 {
         let beyond = writes.saturating_sub(u64::from(EC2_MUTATING.burst));
         beyond as f64 / (EC2_MUTATING.per_second * self.time_scale)
+    }
+
+    fn terminate(&mut self, cluster: &SimCluster, victims: &[usize]) -> u64 {
+        self.mock.with_world(|w| {
+            let enis: BTreeSet<String> = victims
+                .iter()
+                .map(|&i| {
+                    w.terminate(&cluster.nodes[i].instance_id);
+                    cluster.nodes[i].interface_id.clone()
+                })
+                .collect();
+            (w.tables.values().flat_map(|t| &t.routes))
+                .filter(|r| matches!(&r.target, Target::NetworkInterface(e) if enis.contains(e)))
+                .filter(|r| w.view(r).blackhole)
+                .count() as u64
+        })
+    }
+
+    fn lose_table(&mut self) -> Option<(String, u64)> {
+        if self.tables.len() < 2 {
+            return None;
+        }
+        let id = self.tables.pop()?;
+        let routes: Vec<(IpNet, Target)> = self.mock.with_world(|w| {
+            let t = w.tables.get_mut(&id)?;
+            t.tags.remove(&format!("kubernetes.io/cluster/{CLUSTER}"));
+            Some(
+                t.routes
+                    .iter()
+                    .map(|r| (r.destination, r.target.clone()))
+                    .collect(),
+            )
+        })?;
+        // Its seeded foreign routes are judged with the rest of it.
+        self.foreign.retain(|(t, _), _| *t != id);
+        let n = routes.len() as u64;
+        self.lost = Some((id.clone(), routes));
+        Some((id, n))
     }
 
     fn churn(&mut self, cluster: &SimCluster, victims: &[usize]) -> SimCluster {

@@ -67,6 +67,7 @@ impl AzureSim {
             latency: Duration::from_millis(args.latency_ms).div_f64(scale),
             fault_rate: args.faults,
             route_limit: route_limit as usize,
+            lro_duration: Duration::from_secs_f64(args.lro_seconds),
             ..ArmConfig::default()
         };
         let lro = config.lro_duration;
@@ -244,13 +245,17 @@ impl SimCloud for AzureSim {
     }
 
     fn faults_injected(&self) -> u64 {
-        self.mock.world().faults_injected()
+        self.mock.world().faults_injected() + self.mock.read_faults_injected()
+    }
+
+    fn set_read_faults(&self, rate: f64) {
+        self.mock.set_read_faults(rate);
     }
 
     fn counter_probe(&self) -> CounterProbe {
         let mock = self.mock.clone();
         Box::new(move || {
-            let faults = mock.world().faults_injected();
+            let faults = mock.world().faults_injected() + mock.read_faults_injected();
             (mock.stats().total("throttled"), faults)
         })
     }

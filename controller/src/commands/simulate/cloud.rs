@@ -30,12 +30,26 @@ pub trait SimCloud: Send + Sync {
     fn node_reads(&self) -> u64;
     fn throttled(&self) -> u64;
     fn faults_injected(&self) -> u64;
+    /// From now on, fail this share of reads (listings, instance / VM / NIC lookups) with a
+    /// transient error; 0 stops it.
+    fn set_read_faults(&self, rate: f64);
     /// `throttled` and `faults_injected` for a `--plot` timeline.
     fn counter_probe(&self) -> CounterProbe;
     /// The rate-limit floor for `writes` mutating calls, in wall seconds at this time scale.
     fn floor_seconds(&self, writes: u64) -> f64;
     /// Replace `victims` with new instances (same podCIDRs); returns the new cluster.
     fn churn(&mut self, cluster: &SimCluster, victims: &[usize]) -> SimCluster;
+    /// Terminate the instances of `victims` (their nodes stay in the cluster for now);
+    /// returns how many of their routes the mock now shows as blackholes.
+    fn terminate(&mut self, cluster: &SimCluster, victims: &[usize]) -> u64 {
+        let _ = (cluster, victims);
+        0
+    }
+    /// Take the last managed table out of the cluster (untag it): from now on its routes
+    /// are foreign, never expected and never to be touched. Returns its id and routes.
+    fn lose_table(&mut self) -> Option<(String, u64)> {
+        None
+    }
 
     fn inspect(&self, cluster: &SimCluster) -> Inspection {
         self.judge(cluster).fabric

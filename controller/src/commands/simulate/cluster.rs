@@ -144,6 +144,13 @@ impl SimCluster {
     }
 
     /// Evenly spread slots to replace for `--churn`.
+    /// `count` nodes spread evenly over the cluster.
+    pub fn victims_n(&self, count: usize) -> Vec<usize> {
+        let n = self.nodes.len();
+        let count = count.min(n);
+        (0..count).map(|k| k * n / count).collect()
+    }
+
     pub fn victims(&self, share: f64) -> Vec<usize> {
         let n = self.nodes.len();
         let count = ((n as f64) * share).round() as usize;
@@ -247,5 +254,60 @@ impl ForeignPlace {
             ForeignPlace::AtNode(slot) | ForeignPlace::InsideNode(slot) => Some(slot),
             _ => None,
         }
+    }
+}
+
+/// The in-process status sink with a memory: every report goes to a [`MemorySink`] (what
+/// the controller says now), and once [`StatusWatch::watch`] names nodes, any change of a
+/// watched node's condition counts as a flip. `Unknown` (a read that failed: not a fact
+/// about the network) neither counts nor resets the node's last condition.
+#[derive(Default)]
+pub struct StatusWatch {
+    pub sink: crate::cluster::MemorySink,
+    state: std::sync::Mutex<WatchState>,
+}
+
+#[derive(Default)]
+struct WatchState {
+    watched: BTreeSet<String>,
+    /// Per node, the kind of its last known (not `Unknown`) status.
+    last: BTreeMap<String, std::mem::Discriminant<crate::cluster::NodeRouteStatus>>,
+    flips: u64,
+}
+
+impl StatusWatch {
+    /// From now on, count the condition changes of these nodes.
+    pub fn watch(&self, nodes: impl IntoIterator<Item = String>) {
+        let mut s = self.state.lock().expect("watch lock");
+        s.watched = nodes.into_iter().collect();
+        s.flips = 0;
+    }
+
+    pub fn flips(&self) -> u64 {
+        self.state.lock().expect("watch lock").flips
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::cluster::StatusSink for StatusWatch {
+    async fn publish(&self, reports: &[crate::cluster::NodeReport]) {
+        {
+            let mut s = self.state.lock().expect("watch lock");
+            for r in reports {
+                if matches!(r.status, crate::cluster::NodeRouteStatus::Unknown { .. }) {
+                    continue;
+                }
+                let kind = std::mem::discriminant(&r.status);
+                let before = s.last.insert(r.node.clone(), kind);
+                if s.watched.contains(&r.node) && before.is_some_and(|b| b != kind) {
+                    s.flips += 1;
+                }
+            }
+        }
+        self.sink.publish(reports).await;
+    }
+
+    async fn deletion_guard_tripped(&self, note: &str, reports: &[crate::cluster::NodeReport]) {
+        self.sink.deletion_guard_tripped(note, reports).await;
     }
 }

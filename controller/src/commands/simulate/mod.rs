@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::cluster::{AlwaysLeader, MemorySink, NodeSnapshot, SharedSnapshot};
+use crate::cluster::{AlwaysLeader, NodeSnapshot, SharedSnapshot};
 use crate::commands::OutputFormat;
 use crate::commands::cloud::CloudKind;
 use crate::reconcile::{DriveTiming, PassSummary, Reconciler, ReconcilerConfig, drive};
@@ -32,11 +32,15 @@ use azure::AzureSim;
 use cloud::SimCloud;
 use plot::Timeline;
 use progress::Progress;
-use report::{Churn, Steady};
+use report::{Churn, CloudEvents, ReadFaults, Steady};
 
 pub use args::SimulateArgs;
+use cluster::StatusWatch;
 pub use cluster::{SimCluster, SimNode};
 pub use report::{Inspection, SimReport};
+
+/// Resync passes run with `--read-faults` failing reads.
+const READ_FAULT_PASSES: u64 = 3;
 
 /// The work a run has ahead of it, and what watches it being done.
 struct Work {
@@ -117,7 +121,7 @@ async fn in_process(
     mut cloud: Box<dyn SimCloud>,
 ) -> anyhow::Result<i32> {
     let work = Work::new(args, cloud.as_ref(), &cluster);
-    let sink = Arc::new(MemorySink::default());
+    let sink = Arc::new(StatusWatch::default());
     let config = ReconcilerConfig {
         cluster_cidrs: cluster.cluster_cidrs.clone(),
         mutation_budget: Duration::from_secs_f64(30.0 / args.time_scale),
@@ -169,17 +173,51 @@ async fn in_process(
         let mutating_first = cloud.mutating_calls();
         let mut churn = None;
         let mut current = cluster.clone();
-        if first.is_some() && args.churn > 0.0 {
-            let victims = cluster.victims(args.churn);
-            current = cloud.churn(&cluster, &victims);
-            let churn_start = Instant::now();
+        // Cloud events: a table leaves the cluster, instances die and their podCIDRs go to
+        // new nodes.
+        let mut events = None;
+        if first.is_some() && (args.terminate > 0 || args.lose_table) {
+            let start = Instant::now();
             let before = cloud.mutating_calls();
-            let snapshot: SharedSnapshot = Arc::new(current.snapshot());
-            snap_tx.send_replace(snapshot.clone());
-            let done = wait_converged(
+            let lost = if args.lose_table {
+                cloud.lose_table()
+            } else {
+                None
+            };
+            let victims = current.victims_n(args.terminate as usize);
+            let blackholed = cloud.terminate(&current, &victims);
+            // The dead nodes stay listed for a pass, as they do until Kubernetes drops them.
+            let passes = sum_rx.borrow().passes;
+            wait_pass(&mut sum_rx, passes + 1, deadline).await;
+            current = cloud.churn(&current, &victims);
+            let done = converge_on(
                 cloud.as_ref(),
                 &current,
-                &snapshot,
+                &snap_tx,
+                &mut sum_rx,
+                deadline,
+                progress,
+            )
+            .await;
+            events = Some(CloudEvents {
+                instances_terminated: victims.len() as u64,
+                routes_blackholed: blackholed,
+                lost_table_routes: lost.as_ref().map_or(0, |(_, n)| *n),
+                table_lost: lost.map(|(id, _)| id),
+                converged: done,
+                seconds: start.elapsed().as_secs_f64(),
+                mutating_calls: cloud.mutating_calls() - before,
+            });
+        }
+        if first.is_some() && args.churn > 0.0 {
+            let victims = current.victims(args.churn);
+            current = cloud.churn(&current, &victims);
+            let churn_start = Instant::now();
+            let before = cloud.mutating_calls();
+            let done = converge_on(
+                cloud.as_ref(),
+                &current,
+                &snap_tx,
                 &mut sum_rx,
                 deadline,
                 progress,
@@ -187,33 +225,77 @@ async fn in_process(
             .await;
             churn = Some(Churn {
                 nodes_replaced: victims.len() as u64,
-                converged: done.is_some(),
+                converged: done,
                 seconds: churn_start.elapsed().as_secs_f64(),
                 mutating_calls: cloud.mutating_calls() - before,
             });
         }
+        // Read faults: a few resync passes with reads failing, watching the conditions of
+        // every node routed now (the controller must not flip them, nor claim a route gone).
+        let mut read_faults = None;
+        if first.is_some() && args.read_faults > 0.0 {
+            let judged = cloud.judge(&current);
+            let routed = (current.nodes.iter().zip(&judged.routed))
+                .filter(|(_, r)| **r)
+                .map(|(n, _)| n.node.name.clone());
+            sink.watch(routed);
+            let injected = cloud.faults_injected();
+            cloud.set_read_faults(args.read_faults);
+            let passes = sum_rx.borrow().passes;
+            wait_pass(&mut sum_rx, passes + READ_FAULT_PASSES, deadline).await;
+            cloud.set_read_faults(0.0);
+            read_faults = Some((
+                sum_rx.borrow().passes - passes,
+                cloud.faults_injected() - injected,
+            ));
+        }
         // Steady state: one more pass over a converged fabric must list and not write.
         let steady = if first.is_some() {
             let (mutating, lists) = (cloud.mutating_calls(), cloud.list_calls());
+            let (calls, reads) = (cloud.api_calls(), cloud.node_reads());
             let passes = sum_rx.borrow().passes;
             let wait = wait_pass(&mut sum_rx, passes + 1, deadline).await;
-            wait.then(|| Steady {
-                mutating_calls: cloud.mutating_calls() - mutating,
-                list_calls: cloud.list_calls() - lists,
-                tables: u64::from(args.tables),
+            wait.then(|| {
+                let node_reads = cloud.node_reads() - reads;
+                Steady {
+                    mutating_calls: cloud.mutating_calls() - mutating,
+                    list_calls: cloud.list_calls() - lists,
+                    tables: u64::from(args.tables),
+                    calls: calls_since(&calls, &cloud.api_calls()),
+                    node_reads,
+                    reads_per_node: node_reads as f64 / f64::from(args.nodes.max(1)),
+                }
             })
         } else {
             None
         };
         stop.cancel();
-        (first, seconds, mutating_first, churn, steady, current)
+        (
+            first,
+            seconds,
+            mutating_first,
+            churn,
+            steady,
+            current,
+            read_faults,
+            events,
+        )
     });
     drop(reconciler_back);
-    let (first, seconds, mutating_first, churn, steady, current) = outcome;
+    let (first, seconds, mutating_first, churn, steady, current, read_faults, events) = outcome;
+    let read_faults = read_faults.map(|(passes, injected)| ReadFaults {
+        read_fault_passes: passes,
+        read_faults_injected: injected,
+        condition_flips: sink.flips(),
+    });
     progress.finish();
 
     let reported = |want: fn(&crate::cluster::NodeRouteStatus) -> bool| {
-        sink.latest().iter().filter(|r| want(&r.status)).count() as u64
+        sink.sink
+            .latest()
+            .iter()
+            .filter(|r| want(&r.status))
+            .count() as u64
     };
     use crate::cluster::NodeRouteStatus as S;
     let quota_reported = reported(|s| matches!(s, S::QuotaExceeded { .. }));
@@ -223,6 +305,7 @@ async fn in_process(
     let fabric = cloud.inspect(&current);
     let converged = first.is_some()
         && churn.as_ref().is_none_or(|c| c.converged)
+        && events.as_ref().is_none_or(|e| e.converged)
         && fabric.is_converged()
         && steady.as_ref().is_some_and(|s| s.mutating_calls == 0);
     let report = SimReport {
@@ -234,6 +317,8 @@ async fn in_process(
         mutating_calls: mutating_first,
         steady_state: steady,
         churn,
+        read_faults,
+        cloud_events: events,
         ..work.counted(args, cloud.as_ref())
     };
     finish(args, &report, work.timeline.as_deref())
@@ -254,7 +339,8 @@ fn finish(
     let clean = report
         .kube
         .as_ref()
-        .is_none_or(|k| k.duplicate_mutations == 0);
+        .is_none_or(|k| k.duplicate_mutations == 0)
+        && (report.read_faults.as_ref()).is_none_or(|f| f.condition_flips == 0);
     Ok(
         if report.converged && report.fabric.foreign_routes_touched == 0 && clean {
             0
@@ -294,6 +380,33 @@ async fn wait_converged(
             _ = tokio::time::sleep(Duration::from_millis(200)) => {}
         }
     }
+}
+
+/// The calls of each action made between `before` and `now` (actions with none left out).
+fn calls_since(
+    before: &std::collections::BTreeMap<String, u64>,
+    now: &std::collections::BTreeMap<String, u64>,
+) -> std::collections::BTreeMap<String, u64> {
+    now.iter()
+        .map(|(k, &v)| (k.clone(), v - before.get(k).copied().unwrap_or(0)))
+        .filter(|(_, v)| *v > 0)
+        .collect()
+}
+
+/// Hand the controller `cluster`'s node list and wait until it converged on it.
+async fn converge_on(
+    cloud: &dyn SimCloud,
+    cluster: &SimCluster,
+    snapshots: &watch::Sender<SharedSnapshot>,
+    summaries: &mut watch::Receiver<PassSummary>,
+    deadline: Instant,
+    progress: &Progress,
+) -> bool {
+    let snapshot: SharedSnapshot = Arc::new(cluster.snapshot());
+    snapshots.send_replace(snapshot.clone());
+    wait_converged(cloud, cluster, &snapshot, summaries, deadline, progress)
+        .await
+        .is_some()
 }
 
 async fn wait_pass(

@@ -61,6 +61,14 @@ impl SimReport {
                 "resync pass      {} mutating, {} listings for {} tables",
                 s.mutating_calls, s.list_calls, s.tables
             );
+            let calls: Vec<String> = s.calls.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let _ = writeln!(
+                o,
+                "resync calls     {} ({} node reads, {:.3} per node)",
+                calls.join(" "),
+                s.node_reads,
+                s.reads_per_node
+            );
         }
         if let Some(k) = &self.kube {
             let _ = writeln!(
@@ -74,6 +82,26 @@ impl SimReport {
                 k.duplicate_mutations,
                 k.nodes_condition_correct,
                 self.nodes
+            );
+        }
+        if let Some(e) = &self.cloud_events {
+            let _ = writeln!(
+                o,
+                "cloud events     {} instances terminated ({} routes blackholed), table lost {} ({} routes): converged {} in {:.2} s with {} mutating calls",
+                e.instances_terminated,
+                e.routes_blackholed,
+                e.table_lost.as_deref().unwrap_or("none"),
+                e.lost_table_routes,
+                e.converged,
+                e.seconds,
+                e.mutating_calls
+            );
+        }
+        if let Some(f) = &self.read_faults {
+            let _ = writeln!(
+                o,
+                "read faults      {} reads failed over {} passes: {} condition flips",
+                f.read_faults_injected, f.read_fault_passes, f.condition_flips
             );
         }
         if let Some(c) = &self.churn {

@@ -42,6 +42,36 @@ pub struct Steady {
     /// Route table listings during that pass.
     pub list_calls: u64,
     pub tables: u64,
+    /// Every call the mock received during that pass, by action (listings, instance / VM /
+    /// NIC reads, writes), whatever its outcome.
+    pub calls: BTreeMap<String, u64>,
+    /// Instance / VM / NIC reads during that pass, and per node.
+    pub node_reads: u64,
+    pub reads_per_node: f64,
+}
+
+/// `--terminate` / `--lose-table`: cloud events after the first convergence.
+#[derive(Debug, Clone, Serialize)]
+pub struct CloudEvents {
+    pub instances_terminated: u64,
+    /// Routes of the terminated instances the mock showed as blackholes right after.
+    pub routes_blackholed: u64,
+    /// The table untagged, and the routes it held then (foreign from then on).
+    pub table_lost: Option<String>,
+    pub lost_table_routes: u64,
+    /// The podCIDRs reused by new nodes all routed to them, the other tables converged.
+    pub converged: bool,
+    pub seconds: f64,
+    pub mutating_calls: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReadFaults {
+    /// Resync passes run with reads failing.
+    pub read_fault_passes: u64,
+    /// Reads the mock failed during them.
+    pub read_faults_injected: u64,
+    pub condition_flips: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -74,6 +104,14 @@ pub struct SimReport {
     pub time_scale: f64,
     pub steady_state: Option<Steady>,
     pub churn: Option<Churn>,
+    /// `--read-faults`: reads failed on purpose after convergence, and the condition
+    /// changes the controller published meanwhile on nodes whose route stayed present
+    /// (`Unknown` is no change). Must be 0.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub read_faults: Option<ReadFaults>,
+    /// `--terminate` / `--lose-table`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cloud_events: Option<CloudEvents>,
     /// `--kube`: replicas, leader changes, failover, duplicates, conditions.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub kube: Option<KubeSummary>,
