@@ -290,6 +290,101 @@ fn steady_state_counts_every_call_by_kind() {
     }
 }
 
+/// `simulate --kube` with a hostile flag: the JSON, after the exit code and every common
+/// verdict (all routes, no foreign route touched, conflicts reported, conditions right).
+fn hostile(nodes: u64, flags: &[&str]) -> Value {
+    let n = nodes.to_string();
+    let mut args = vec!["--kube", "--nodes", &n, "--time-scale", "20"];
+    args.extend_from_slice(flags);
+    let (code, r, err) = simulate(&args);
+    assert_eq!(code, 0, "{flags:?}: {r}\n{err}");
+    assert_eq!(r["converged"], true, "{r}");
+    assert_eq!(u(&r, "nodes_condition_correct"), nodes, "{r}");
+    assert_eq!(u(&r, "routes_present"), 2 * nodes - 1, "{r}");
+    assert_eq!(u(&r, "routes_wrong"), 0, "{r}");
+    assert_eq!(u(&r, "foreign_routes_touched"), 0, "{r}");
+    assert_eq!(u(&r, "duplicate_mutations"), 0, "{r}");
+    assert_conflicts_reported(&r);
+    r
+}
+
+#[test]
+fn kube_mode_a_paused_leader_writes_nothing_after_its_successor() {
+    // Stopped at 30 % of the routes for twice the Lease, then continued: the standby took
+    // over and wrote; the mock EC2's per-client log must show no write from the old one
+    // after that.
+    let r = hostile(80, &["--pause-leader-at", "0.3"]);
+    assert_eq!(u(&r, "leader_pauses"), 1, "{r}");
+    assert!(u(&r, "leader_changes") >= 1, "{r}");
+    assert_eq!(u(&r, "writes_by_deposed_leader"), 0, "{r}");
+    let (code, _, err) = simulate(&[
+        "--kube",
+        "--pause-leader-at",
+        "0.3",
+        "--pause-seconds",
+        "0.5",
+    ]);
+    assert_ne!(code, 0, "a pause shorter than the Lease proves nothing");
+    assert!(err.contains("--pause-seconds"), "{err}");
+}
+
+#[test]
+fn kube_mode_leadership_flaps_and_every_condition_ends_right() {
+    // Three changes: kill (replaced by a fresh replica), pause, kill.
+    let r = hostile(60, &["--flap-leadership", "3"]);
+    assert_eq!(u(&r, "leader_kills"), 2, "{r}");
+    assert_eq!(u(&r, "leader_pauses"), 1, "{r}");
+    assert!(u(&r, "leader_changes") >= 3, "{r}");
+    assert_eq!(u(&r, "writes_by_deposed_leader"), 0, "{r}");
+}
+
+#[test]
+fn kube_mode_kubelet_updates_wake_no_writes() {
+    // 100 Node updates per cloud second (2,000 per wall second here), none of them about
+    // routing: no write beyond one per route plus node preparation (and a retry per
+    // throttled call).
+    let r = hostile(60, &["--node-updates-per-second", "100"]);
+    assert!(u(&r, "node_updates") >= 500, "{r}");
+    assert!(
+        u(&r, "mutating_calls")
+            <= u(&r, "routes_expected") + u(&r, "node_prep_calls") + u(&r, "throttled"),
+        "{r}"
+    );
+}
+
+#[test]
+fn kube_mode_joining_nodes_become_ready_with_their_route_in_place() {
+    // The youngest tenth joins after the rest converged, at 2 per cloud second; each is
+    // ready (NetworkUnavailable=False with its route present in the mock) within bounds.
+    let r = hostile(
+        100,
+        &["--join-rate", "2", "--node-updates-per-second", "50"],
+    );
+    assert_eq!(u(&r, "nodes_joined"), 10, "{r}");
+    let ready = &r["readiness_seconds"];
+    assert_eq!(u(ready, "nodes"), 10, "every joined node ready: {r}");
+    let p99 = ready["p99"].as_f64().expect("p99");
+    assert!(
+        p99 > 0.0 && p99 <= 30.0,
+        "readiness p99 {p99} cloud seconds: {r}"
+    );
+}
+
+#[test]
+fn kube_mode_hostile_world_all_at_once() {
+    let r = hostile(60, &["--hostile"]);
+    assert!(u(&r, "leader_pauses") >= 1, "{r}");
+    assert!(u(&r, "leader_kills") >= 1, "{r}");
+    assert!(u(&r, "leader_changes") >= 3, "{r}");
+    assert_eq!(u(&r, "writes_by_deposed_leader"), 0, "{r}");
+    assert!(u(&r, "node_updates") > 0, "{r}");
+    assert_eq!(u(&r, "nodes_joined"), 6, "{r}");
+    assert_eq!(u(&r["readiness_seconds"], "nodes"), 6, "{r}");
+    let (code, _, err) = simulate(&["--hostile"]);
+    assert_ne!(code, 0, "--hostile needs --kube");
+    assert!(err.contains("--kube"), "{err}");
+}
+
 /// 30 nodes on AWS, three of whose instances are terminated after the first convergence,
 /// lookups trusted for a cloud second; the run must pass.
 fn aws_cloud_events(flags: &[&str]) -> Value {

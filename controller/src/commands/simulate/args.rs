@@ -88,6 +88,9 @@ pub struct SimulateArgs {
     /// `--kube`: SIGKILL the leader once this share of the routes is present.
     #[arg(long)]
     pub kill_leader_at: Option<f64>,
+    /// `--kube`'s hostile world: paused and flapping leaders, Node updates, joins.
+    #[command(flatten)]
+    pub hostile_world: Box<HostileArgs>,
     /// `--kube`: the deploy/base whose RBAC the mock API enforces (default: deploy/base's,
     /// built into this binary).
     #[arg(long)]
@@ -96,6 +99,36 @@ pub struct SimulateArgs {
     /// with throttles, injected faults and (--kube) leader changes, into this SVG file.
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<std::path::PathBuf>,
+}
+
+/// `--kube`'s hostile dynamics (boxed: they keep `simulate`'s flags small).
+#[derive(Debug, Clone, clap::Args)]
+pub struct HostileArgs {
+    /// `--kube`: SIGSTOP the leader once this share of the routes is present, for
+    /// `--pause-seconds`, then SIGCONT it (a GC pause, a frozen VM); JSON
+    /// `writes_by_deposed_leader` must be 0.
+    #[arg(long)]
+    pub pause_leader_at: Option<f64>,
+    /// `--kube`: how long (wall seconds) a paused leader stays stopped; must exceed the
+    /// Lease. Default: twice the Lease.
+    #[arg(long)]
+    pub pause_seconds: Option<f64>,
+    /// `--kube`: this many leadership changes, alternately a SIGKILL (the replica replaced
+    /// by a fresh one) and a pause.
+    #[arg(long, default_value_t = 0)]
+    pub flap_leadership: u32,
+    /// `--kube`: route-irrelevant Node status updates per (cloud) second through the mock
+    /// API during the whole run (kubelet heartbeats, a label).
+    #[arg(long, default_value_t = 0.0)]
+    pub node_updates_per_second: f64,
+    /// `--kube`: the youngest tenth of the nodes join during the run at this many per (cloud)
+    /// second (the Node appears, then gets its podCIDR); JSON `readiness_seconds`.
+    #[arg(long, default_value_t = 0.0)]
+    pub join_rate: f64,
+    /// `--kube`: all of the above with sane defaults (pause at 0.3, 2 flaps, 50 Node
+    /// updates/s, joins at 2/s) unless set explicitly.
+    #[arg(long)]
+    pub hostile: bool,
 }
 
 impl SimulateArgs {
@@ -164,6 +197,39 @@ impl SimulateArgs {
             && (!(f > 0.0 && f <= 1.0) || self.replicas < 2)
         {
             bail!("--kill-leader-at must be within (0, 1] and needs --replicas 2 or more, got {f}");
+        }
+        let h = &self.hostile_world;
+        let hostile_flags = h.pause_leader_at.is_some()
+            || h.pause_seconds.is_some()
+            || h.flap_leadership > 0
+            || h.node_updates_per_second != 0.0
+            || h.join_rate != 0.0
+            || h.hostile;
+        if !self.kube && hostile_flags {
+            bail!(
+                "--pause-leader-at, --pause-seconds, --flap-leadership, --node-updates-per-second, --join-rate and --hostile need --kube"
+            );
+        }
+        if let Some(f) = h.pause_leader_at
+            && (!(f > 0.0 && f <= 1.0) || self.replicas < 2)
+        {
+            bail!(
+                "--pause-leader-at must be within (0, 1] and needs --replicas 2 or more, got {f}"
+            );
+        }
+        if h.pause_seconds.is_some_and(|s| !(s.is_finite() && s > 0.0)) {
+            bail!("--pause-seconds must be > 0");
+        }
+        if (h.flap_leadership > 0 || h.hostile) && self.replicas < 2 {
+            bail!("--flap-leadership and --hostile need --replicas 2 or more");
+        }
+        for (flag, v) in [
+            ("--node-updates-per-second", h.node_updates_per_second),
+            ("--join-rate", h.join_rate),
+        ] {
+            if !(v.is_finite() && (0.0..=10_000.0).contains(&v)) {
+                bail!("{flag} must be within 0..=10000, got {v}");
+            }
         }
         if self.kube && (self.churn > 0.0 || self.faults > 0.0) {
             bail!("--churn and --faults are not available with --kube");

@@ -2,8 +2,13 @@
 //! API (which enforces deploy/base's RBAC) by `--replicas` separate `cni-cloud-controller
 //! run` processes competing for the Lease; `--kill-leader-at F` SIGKILLs the leader once a
 //! share F of the routes is in. Lease timing and pacing are scaled like everything else.
+//!
+//! The hostile world (`--hostile`, or each flag on its own): leaders paused (SIGSTOP past
+//! the Lease, then SIGCONT) and flapped (killed and paused in turn), kubelet-like Node
+//! updates throughout, and nodes joining mid-run, whose readiness is timed from podCIDR
+//! assigned to `NetworkUnavailable=False` with the route present in the mock cloud.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -11,6 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, bail};
 use serde_json::json;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use cni_cloud_mocks::kube::rbac::yaml_documents;
 use cni_cloud_mocks::kube::{KubeMock, KubeMockConfig, Rbac};
@@ -20,15 +26,224 @@ use super::aws::AwsSim;
 use super::cloud::{Judgement, SimCloud};
 use super::cluster::SimCluster;
 use super::progress::Progress;
-use super::report::{Inspection, KubeSummary};
+use super::report::{Inspection, KubeSummary, Readiness};
 use crate::kube::lease::LeaseTiming;
 
 const LEASE_NAME: &str = "cni-cloud-controller";
 const LEASE_NAMESPACE: &str = "cni-cloud";
 
+/// EC2's mutating actions: what a deposed leader must not send.
+const MUTATING: [&str; 4] = [
+    "CreateRoute",
+    "ReplaceRoute",
+    "DeleteRoute",
+    "ModifyNetworkInterfaceAttribute",
+];
+
 struct Replica {
     identity: String,
+    /// Its own AWS access key: the mock cloud logs every request with it.
+    key: String,
     child: Child,
+}
+
+/// Stop (`STOP`) or continue (`CONT`) a replica, as a GC pause or a frozen VM would.
+fn signal(child: &Child, sig: &str) -> anyhow::Result<()> {
+    let ok = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(child.id().to_string())
+        .status()
+        .context("running kill")?
+        .success();
+    if !ok {
+        bail!("kill -{sig} {} failed", child.id());
+    }
+    Ok(())
+}
+
+/// What the leaders go through, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Blow {
+    Kill,
+    Pause,
+}
+
+/// The hostile dynamics this run applies, resolved from the flags (`--hostile` fills in
+/// what is not set) and scaled to wall time.
+struct Hostile {
+    /// Blows to the leader in order, each once a share of the routes is in (or as soon as
+    /// the previous one settled).
+    blows: VecDeque<(Blow, Option<f64>)>,
+    pause: Duration,
+    /// Node updates per wall second.
+    updates_per_second: f64,
+    /// Joins per wall second (how many: [`hostile_joins`]).
+    join_rate: f64,
+}
+
+impl Hostile {
+    fn new(args: &SimulateArgs, lease: Duration) -> anyhow::Result<Self> {
+        let h = args.hostile_world.hostile;
+        let mut blows = VecDeque::new();
+        if let Some(f) = args.hostile_world.pause_leader_at.or(h.then_some(0.3)) {
+            blows.push_back((Blow::Pause, Some(f)));
+        }
+        let flaps = if h && args.hostile_world.flap_leadership == 0 {
+            2
+        } else {
+            args.hostile_world.flap_leadership
+        };
+        for k in 0..flaps {
+            let blow = if k % 2 == 0 { Blow::Kill } else { Blow::Pause };
+            blows.push_back((blow, None));
+        }
+        let pause = args
+            .hostile_world
+            .pause_seconds
+            .map(Duration::from_secs_f64)
+            .unwrap_or(lease * 2);
+        if blows.iter().any(|(b, _)| *b == Blow::Pause) && pause <= lease {
+            bail!(
+                "--pause-seconds ({:.2} s) must be longer than the Lease ({:.2} s)",
+                pause.as_secs_f64(),
+                lease.as_secs_f64()
+            );
+        }
+        let or = |v: f64, default: f64| if h && v == 0.0 { default } else { v };
+        Ok(Self {
+            blows,
+            pause,
+            updates_per_second: or(args.hostile_world.node_updates_per_second, 50.0)
+                * args.time_scale,
+            join_rate: or(args.hostile_world.join_rate, 2.0) * args.time_scale,
+        })
+    }
+}
+
+/// A Node as the simulation seeds it; `with_cidr: false` is a node just registered, before
+/// the IPAM gave it a podCIDR.
+fn node_object(n: &super::cluster::SimNode, with_cidr: bool) -> anyhow::Result<serde_json::Value> {
+    let mut spec = json!({"providerID": n.node.provider_id});
+    if with_cidr {
+        spec["podCIDR"] = json!(n.node.pod_cidrs[0]);
+        spec["podCIDRs"] = json!(n.node.pod_cidrs);
+    }
+    Ok(json!({
+        "metadata": {"name": n.node.name, "creationTimestamp":
+            jiff::Timestamp::from_second(n.node.created_unix)?.to_string()},
+        "spec": spec,
+        "status": {"addresses": n.node.internal_ips.iter()
+            .map(|ip| json!({"type": "InternalIP", "address": ip.to_string()}))
+            .collect::<Vec<_>>()}
+    }))
+}
+
+/// What a kubelet writes all the time and routing never reads: a heartbeat on the Ready
+/// condition and a label.
+fn heartbeat(node: &mut serde_json::Value, beat: u64) {
+    let now = jiff::Timestamp::now().to_string();
+    if !node["metadata"]["labels"].is_object() {
+        node["metadata"]["labels"] = json!({});
+    }
+    node["metadata"]["labels"]["simulate.cni-cloud.io/heartbeat"] = json!(beat.to_string());
+    if !node["status"]["conditions"].is_array() {
+        node["status"]["conditions"] = json!([]);
+    }
+    let conditions = node["status"]["conditions"]
+        .as_array_mut()
+        .expect("an array, just made so");
+    match conditions.iter_mut().find(|c| c["type"] == "Ready") {
+        Some(c) => c["lastHeartbeatTime"] = json!(now),
+        None => conditions.push(json!({"type": "Ready", "status": "True",
+            "reason": "KubeletReady", "lastHeartbeatTime": now, "lastTransitionTime": now})),
+    }
+}
+
+/// `--node-updates-per-second`: heartbeats round the Nodes present until `stop`; returns
+/// how many were written.
+async fn kubelets(kube: KubeMock, names: Vec<String>, rate: f64, stop: CancellationToken) -> u64 {
+    let started = Instant::now();
+    let (mut due_done, mut written, mut next) = (0u64, 0u64, 0usize);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return written,
+            () = tokio::time::sleep(Duration::from_millis(10)) => {}
+        }
+        let due = (started.elapsed().as_secs_f64() * rate) as u64;
+        while due_done < due {
+            due_done += 1;
+            // The next Node present (one yet to join is passed over, not counted).
+            for _ in 0..names.len() {
+                let name = &names[next % names.len()];
+                next += 1;
+                if let Some(Ok(_)) = kube.modify_node(name, |n| heartbeat(n, due_done)) {
+                    written += 1;
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// One joining node: when it appeared, when it got its podCIDR, when it was ready.
+#[derive(Debug, Default, Clone, Copy)]
+struct Join {
+    appeared: bool,
+    assigned: Option<Instant>,
+    ready_seconds: Option<f64>,
+}
+
+fn readiness(joins: &[Join]) -> Option<Readiness> {
+    let mut v: Vec<f64> = joins.iter().filter_map(|j| j.ready_seconds).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let q = |q: f64| v[((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
+    Some(Readiness {
+        p50: q(0.5),
+        p99: q(0.99),
+        max: v[v.len() - 1],
+        nodes: v.len() as u64,
+    })
+}
+
+/// A paused leader: its access key, and the request log's length when it was stopped and
+/// at the next blow (after which it may lead again, legitimately).
+struct Pause {
+    key: String,
+    from: usize,
+    until: usize,
+}
+
+/// Mutating requests each paused replica sent after the first mutating request of anyone
+/// else since its pause, until the next blow.
+fn deposed_writes(requests: &[cni_cloud_mocks::ec2::Request], pauses: &[Pause]) -> u64 {
+    let mutating = |r: &cni_cloud_mocks::ec2::Request| MUTATING.contains(&r.action.as_str());
+    pauses
+        .iter()
+        .map(|Pause { key, from, until }| {
+            let until = (*until).min(requests.len());
+            let after = requests.get(*from..until).unwrap_or_default();
+            let Some(first) = after.iter().position(|r| mutating(r) && r.client != *key) else {
+                return 0;
+            };
+            let late: Vec<String> = after[first..]
+                .iter()
+                .filter(|r| mutating(r) && r.client == *key)
+                .map(|r| format!("{} at {:.3} s", r.action, r.at))
+                .collect();
+            if !late.is_empty() {
+                eprintln!(
+                    "{key}, paused at {:.3} s (mock clock), wrote after its successor's first write at {:.3} s: {}",
+                    after.first().map(|r| r.at).unwrap_or_default(),
+                    after[first].at,
+                    late.join(", ")
+                );
+            }
+            late.len() as u64
+        })
+        .sum()
 }
 
 impl Drop for Replica {
@@ -77,6 +292,7 @@ fn rbac(args: &SimulateArgs) -> anyhow::Result<Rbac> {
 
 fn spawn(
     identity: String,
+    key: String,
     kubeconfig: &Path,
     ec2_url: &str,
     args: &SimulateArgs,
@@ -109,7 +325,7 @@ fn spawn(
         .env("CNI_CLOUD_AWS_ENDPOINT", ec2_url)
         .env("CNI_CLOUD_TIME_SCALE", args.time_scale.to_string())
         .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "AKIDSIMULATE")
+        .env("AWS_ACCESS_KEY_ID", &key)
         .env("AWS_SECRET_ACCESS_KEY", "simulate")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env(
@@ -121,7 +337,20 @@ fn spawn(
         .stderr(Stdio::inherit())
         .spawn()
         .context("starting a controller replica")?;
-    Ok(Replica { identity, child })
+    Ok(Replica {
+        identity,
+        key,
+        child,
+    })
+}
+
+/// How many of the youngest nodes join during the run (0 without `--join-rate`).
+fn hostile_joins(args: &SimulateArgs) -> usize {
+    if args.hostile_world.join_rate > 0.0 || args.hostile_world.hostile {
+        (args.nodes as usize / 10).max(1)
+    } else {
+        0
+    }
 }
 
 /// What the Node's condition must say, given the cloud's state.
@@ -168,17 +397,11 @@ pub async fn run(
 ) -> anyhow::Result<KubeOutcome> {
     let kube = KubeMock::new(KubeMockConfig::with_rbac(rbac(args)?));
     let kube_server = kube.clone().start("127.0.0.1:0".parse()?).await?;
-    for n in &cluster.nodes {
-        kube.upsert_node(json!({
-            "metadata": {"name": n.node.name, "creationTimestamp":
-                jiff::Timestamp::from_second(n.node.created_unix)?.to_string()},
-            "spec": {"providerID": n.node.provider_id, "podCIDR": n.node.pod_cidrs[0],
-                     "podCIDRs": n.node.pod_cidrs},
-            "status": {"addresses": n.node.internal_ips.iter()
-                .map(|ip| json!({"type": "InternalIP", "address": ip.to_string()}))
-                .collect::<Vec<_>>()}
-        }))
-        .map_err(|e| anyhow::anyhow!("seeding node {}: {e:?}", n.node.name))?;
+    let total = cluster.nodes.len();
+    let first_joiner = total.saturating_sub(hostile_joins(args));
+    for n in &cluster.nodes[..first_joiner] {
+        kube.upsert_node(node_object(n, true)?)
+            .map_err(|e| anyhow::anyhow!("seeding node {}: {e:?}", n.node.name))?;
     }
     let kubeconfig = std::env::temp_dir().join(format!(
         "cni-cloud-simulate-{}.kubeconfig",
@@ -196,16 +419,39 @@ pub async fn run(
         renew_deadline: Duration::from_secs_f64(duration * 10.0 / 15.0),
         retry_period: Duration::from_secs_f64(duration * 2.0 / 15.0),
     };
-    let mut replicas = Vec::new();
-    for r in 0..args.replicas {
-        replicas.push(spawn(
+    let mut hostile = Hostile::new(args, timing.duration)?;
+    let fresh = |r: u32| {
+        spawn(
             format!("replica-{r}"),
+            format!("AKIDSIMREPLICA{r}"),
             &kubeconfig,
             &sim.server.url(),
             args,
             timing,
-        )?);
+        )
+    };
+    let mut replicas = Vec::new();
+    for r in 0..args.replicas {
+        replicas.push(fresh(r)?);
     }
+    let mut next_replica = args.replicas;
+    let stop_kubelets = CancellationToken::new();
+    let kubelets = (hostile.updates_per_second > 0.0).then(|| {
+        tokio::spawn(kubelets(
+            kube.clone(),
+            cluster.nodes.iter().map(|n| n.node.name.clone()).collect(),
+            hostile.updates_per_second,
+            stop_kubelets.clone(),
+        ))
+    });
+    let mut joins = vec![Join::default(); total - first_joiner];
+    let mut join_clock: Option<Instant> = None;
+    // Leaders stopped: (identity, when to continue it); each pause: (key, request log length).
+    let mut paused: Option<(String, Instant)> = None;
+    let mut last_resume: Option<Instant> = None;
+    let mut last_victim: Option<String> = None;
+    let mut pauses: Vec<Pause> = Vec::new();
+    let mut kills = 0u64;
 
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(args.timeout);
@@ -234,13 +480,108 @@ pub async fn run(
             let _ = dead.child.wait();
             kill = Some((now_ms(), at));
         }
+        // Leaders paused and flapped, one blow after the previous one settled.
+        if let Some((id, at)) = &paused
+            && Instant::now() >= *at
+        {
+            if let Some(r) = replicas.iter().find(|r| r.identity == *id) {
+                signal(&r.child, "CONT")?;
+            }
+            paused = None;
+            last_resume = Some(Instant::now());
+        }
+        if paused.is_none()
+            && let Some(&(blow, share)) = hostile.blows.front()
+            && share.is_none_or(|f| state.routes_present as f64 >= f * state.routes_expected as f64)
+            && let Some(leader) = holder(&kube)
+            && last_victim.as_ref() != Some(&leader)
+            && let Some(i) = replicas.iter().position(|r| r.identity == leader)
+        {
+            hostile.blows.pop_front();
+            let now_at = sim.mock.requests().len();
+            for p in &mut pauses {
+                p.until = p.until.min(now_at);
+            }
+            match blow {
+                Blow::Kill => {
+                    let mut dead = replicas.remove(i);
+                    let _ = dead.child.kill();
+                    let _ = dead.child.wait();
+                    replicas.push(fresh(next_replica)?);
+                    next_replica += 1;
+                    kills += 1;
+                }
+                Blow::Pause => {
+                    pauses.push(Pause {
+                        key: replicas[i].key.clone(),
+                        from: now_at,
+                        until: usize::MAX,
+                    });
+                    signal(&replicas[i].child, "STOP")?;
+                    paused = Some((leader.clone(), Instant::now() + hostile.pause));
+                }
+            }
+            last_victim = Some(leader);
+        }
+        // Nodes join once the seeded ones are routed and reported: the Node appears, and on
+        // a later pass the IPAM gives it a podCIDR.
+        let joined_due = match join_clock {
+            Some(t) if hostile.join_rate > 0.0 => {
+                ((t.elapsed().as_secs_f64() * hostile.join_rate) as usize + 1).min(joins.len())
+            }
+            _ => 0,
+        };
+        for (j, join) in joins.iter_mut().enumerate() {
+            let n = &cluster.nodes[first_joiner + j];
+            if join.appeared && join.assigned.is_none() {
+                kube.modify_node(&n.node.name, |obj| {
+                    obj["spec"]["podCIDR"] = json!(n.node.pod_cidrs[0]);
+                    obj["spec"]["podCIDRs"] = json!(n.node.pod_cidrs);
+                })
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("podCIDR for {}: {e:?}", n.node.name))?;
+                join.assigned = Some(Instant::now());
+            } else if !join.appeared && j < joined_due {
+                kube.upsert_node(node_object(n, false)?)
+                    .map_err(|e| anyhow::anyhow!("joining node {}: {e:?}", n.node.name))?;
+                join.appeared = true;
+            }
+        }
         let reported = conditions(&kube, cluster, &judgement);
+        if join_clock.is_none() && reported.correct >= first_joiner as u64 {
+            join_clock = Some(Instant::now());
+        }
+        // Ready: NetworkUnavailable=False on the Node, its routes present in the mock now.
+        for (j, join) in joins.iter_mut().enumerate() {
+            let i = first_joiner + j;
+            if let (Some(assigned), None) = (join.assigned, join.ready_seconds)
+                && judgement.routed[i]
+                && kube.node(&cluster.nodes[i].node.name).is_some_and(|obj| {
+                    obj["status"]["conditions"].as_array().is_some_and(|cs| {
+                        cs.iter().any(|c| {
+                            c["type"] == crate::kube::status::CONDITION && c["status"] == "False"
+                        })
+                    })
+                })
+            {
+                join.ready_seconds = Some(assigned.elapsed().as_secs_f64() * args.time_scale);
+            }
+        }
         let all = reported.correct == cluster.nodes.len() as u64;
+        let hostile_done = hostile.blows.is_empty()
+            && paused.is_none()
+            && last_resume.is_none_or(|t| t.elapsed() >= timing.duration)
+            && (last_victim.is_none() || holder(&kube) != last_victim)
+            && joins.iter().all(|j| j.assigned.is_some());
         if state.is_converged() && seconds.is_none() {
             seconds = Some(started.elapsed().as_secs_f64());
             mutating_first = sim.mutating_calls();
         }
-        if state.is_converged() && all && (args.kill_leader_at.is_none() || kill.is_some()) {
+        if state.is_converged()
+            && all
+            && hostile_done
+            && (args.kill_leader_at.is_none() || kill.is_some())
+        {
             break (state, reported);
         }
         if Instant::now() > deadline {
@@ -250,6 +591,16 @@ pub async fn run(
     };
     drop(replicas);
     let _ = std::fs::remove_file(&kubeconfig);
+    stop_kubelets.cancel();
+    let node_updates = match kubelets {
+        Some(task) => task.await.unwrap_or_default(),
+        None => 0,
+    };
+    let writes_by_deposed_leader =
+        (!pauses.is_empty()).then(|| deposed_writes(&sim.mock.requests(), &pauses));
+    if let Some(w) = writes_by_deposed_leader.filter(|w| *w > 0) {
+        eprintln!("a deposed leader sent {w} mutating requests after its successor's first");
+    }
 
     let mutations = sim.mock.mutations();
     let mut seen = BTreeSet::new();
@@ -288,8 +639,10 @@ pub async fn run(
             .find(|m| m.at >= after)
             .map(|m| m.at - kill_at)
     });
-    let converged =
-        seconds.is_some() && reported.correct == cluster.nodes.len() as u64 && state.is_converged();
+    let converged = seconds.is_some()
+        && reported.correct == cluster.nodes.len() as u64
+        && state.is_converged()
+        && writes_by_deposed_leader.unwrap_or(0) == 0;
     Ok(KubeOutcome {
         converged,
         seconds: seconds.unwrap_or_else(|| started.elapsed().as_secs_f64()),
@@ -304,6 +657,12 @@ pub async fn run(
             nodes_condition_correct: reported.correct,
             leader_changes_unix_ms,
             leader_killed_unix_ms: kill.map(|(ms, _)| ms),
+            leader_pauses: pauses.len() as u64,
+            leader_kills: kills,
+            writes_by_deposed_leader,
+            node_updates,
+            nodes_joined: joins.iter().filter(|j| j.assigned.is_some()).count() as u64,
+            readiness_seconds: readiness(&joins),
         },
         reported,
         state,
@@ -350,4 +709,43 @@ fn conditions(kube: &KubeMock, cluster: &SimCluster, judgement: &Judgement) -> C
         out.conflict += u64::from(says("RouteConflict"));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use cni_cloud_mocks::ec2::Request;
+
+    use super::{Pause, deposed_writes};
+
+    fn req(client: &str, action: &str) -> Request {
+        Request {
+            at: 0.0,
+            client: client.into(),
+            action: action.into(),
+        }
+    }
+
+    #[test]
+    fn deposed_writes_count_only_after_the_successors_first_write() {
+        let log = [
+            req("old", "CreateRoute"),         // before the pause
+            req("new", "DescribeRouteTables"), // a read: not a write
+            req("old", "CreateRoute"),         // before the successor wrote
+            req("new", "CreateRoute"),         // the successor's first write
+            req("old", "DescribeRouteTables"), // a read
+            req("old", "ReplaceRoute"),        // deposed
+            req("old", "DeleteRoute"),         // deposed
+        ];
+        let pause = |from, until| Pause {
+            key: "old".into(),
+            from,
+            until,
+        };
+        assert_eq!(deposed_writes(&log, &[pause(1, usize::MAX)]), 2);
+        // After the next blow it may lead again: those writes are its own.
+        assert_eq!(deposed_writes(&log, &[pause(1, 6)]), 1);
+        // Nobody else wrote after the pause: nothing to be deposed by.
+        assert_eq!(deposed_writes(&log[..3], &[pause(1, usize::MAX)]), 0);
+        assert_eq!(deposed_writes(&log, &[]), 0);
+    }
 }

@@ -83,6 +83,34 @@ impl SimReport {
                 k.nodes_condition_correct,
                 self.nodes
             );
+            if k.leader_pauses + k.leader_kills > 0 {
+                let _ = writeln!(
+                    o,
+                    "hostile leaders  {} paused, {} killed, {} writes by a deposed leader",
+                    k.leader_pauses,
+                    k.leader_kills,
+                    k.writes_by_deposed_leader
+                        .map(|w| w.to_string())
+                        .unwrap_or_else(|| "n/a".into())
+                );
+            }
+            if k.node_updates + k.nodes_joined > 0 {
+                let readiness = k
+                    .readiness_seconds
+                    .as_ref()
+                    .map(|r| {
+                        format!(
+                            "readiness p50 {:.2} s, p99 {:.2} s, max {:.2} s ({} ready)",
+                            r.p50, r.p99, r.max, r.nodes
+                        )
+                    })
+                    .unwrap_or_else(|| "readiness n/a".into());
+                let _ = writeln!(
+                    o,
+                    "hostile nodes    {} updates, {} joined, {readiness}",
+                    k.node_updates, k.nodes_joined
+                );
+            }
         }
         if let Some(e) = &self.cloud_events {
             let _ = writeln!(

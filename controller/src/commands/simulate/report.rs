@@ -138,4 +138,28 @@ pub struct KubeSummary {
     pub leader_changes_unix_ms: Vec<u128>,
     #[serde(skip)]
     pub leader_killed_unix_ms: Option<u128>,
+    /// `--pause-leader-at` / `--flap-leadership`: leaders stopped (SIGSTOP, later SIGCONT)
+    /// and killed (SIGKILL, replaced) on purpose.
+    pub leader_pauses: u64,
+    pub leader_kills: u64,
+    /// Mutating requests a paused leader sent after its successor's first one, from the
+    /// mock cloud's per-client request log (`None` without a pause). Must be 0.
+    pub writes_by_deposed_leader: Option<u64>,
+    /// `--node-updates-per-second`: route-irrelevant Node updates written during the run.
+    pub node_updates: u64,
+    /// `--join-rate`: nodes that joined during the run.
+    pub nodes_joined: u64,
+    /// `--join-rate`: podCIDR assigned → `NetworkUnavailable=False` seen on the Node with
+    /// the route present in the mock cloud at that moment, in cloud seconds.
+    pub readiness_seconds: Option<Readiness>,
+}
+
+/// Node readiness over the joined nodes, in cloud seconds (wall × time scale).
+#[derive(Debug, Clone, Serialize)]
+pub struct Readiness {
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+    /// Joined nodes that became ready (the rest never did).
+    pub nodes: u64,
 }
