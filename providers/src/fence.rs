@@ -5,9 +5,13 @@
 //! What this does and does not promise: no request leaves this process after the deadline,
 //! and none is still awaited after it. A request sent just before the deadline may still be
 //! applied by the cloud after it, while the cloud works on it; the lease holder's margin
-//! (lease duration − renew deadline) is what keeps that inside its claim. A process paused
-//! for longer than that between the check and the send (a window of microseconds) is not
-//! covered: no client-side fence can cover it without the cloud's help.
+//! (lease duration − renew deadline) is what keeps that inside its claim. Not covered: a
+//! pause between handing a request to the HTTP client's connection task and that task's
+//! socket write — microseconds on an idle machine, wider when the CPU is starved (measured:
+//! 6 of 30 runs with 6–8 debug builds sharing 2 cores sent one CreateRoute after resuming).
+//! Closing it needs the check at the socket itself (a connector whose stream refuses
+//! `poll_write` past the deadline); beyond that, no client-side fence can cover a pause
+//! without the cloud's help.
 
 use std::future::Future;
 use std::time::Instant;
