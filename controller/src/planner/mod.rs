@@ -109,6 +109,9 @@ pub struct TablePlan {
     /// Blackhole routes inside the cluster CIDRs that no node needs and that we cannot
     /// prove ours: reported, never deleted.
     pub dead_routes: Vec<Route>,
+    /// Node targets the cloud shows gone (our route to them is a blackhole): not written
+    /// again; the caller looks those nodes up afresh.
+    pub dead_targets: Vec<NextHop>,
 }
 
 impl TablePlan {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use ipnet::IpNet;
 
 use cni_cloud_providers::{
-    Claim, Family, QuotaScope, Route, RouteChange, RouteOrigin, RouteState, RouteTable,
+    Claim, Family, NextHop, QuotaScope, Route, RouteChange, RouteOrigin, RouteState, RouteTable,
 };
 
 use super::desired::{DesiredSet, range};
@@ -32,6 +32,8 @@ pub(crate) struct Draft<'t> {
     deletes: Vec<RouteChange>,
     /// Stale routes kept this pass because some node could not be looked up.
     waiting: Vec<RouteChange>,
+    /// Targets the cloud shows dead (our route to them is a blackhole).
+    dead_targets: Vec<NextHop>,
     dead: Vec<&'t Route>,
     replaces: Vec<RouteChange>,
     /// Indexes into `DesiredSet::entries`, in admission order.
@@ -81,6 +83,7 @@ pub(crate) fn draft<'t>(
         table,
         deletes: Vec::new(),
         waiting: Vec::new(),
+        dead_targets: Vec::new(),
         dead: Vec::new(),
         replaces: Vec::new(),
         creates: Vec::new(),
@@ -134,6 +137,18 @@ pub(crate) fn draft<'t>(
             matched.push(e.destination);
             if r.next_hop == e.next_hop && r.state == RouteState::Active {
                 d.present += 1;
+            } else if r.next_hop == e.next_hop {
+                // The cloud says the very target we would write is gone: writing it again
+                // would only make another blackhole. Look the node up afresh instead.
+                findings.pending(
+                    e.node,
+                    format!(
+                        "route {} in table {} is a blackhole: interface {} is gone; looking \
+                         the node up again",
+                        e.destination, table.id, r.next_hop
+                    ),
+                );
+                d.dead_targets.push(r.next_hop.clone());
             } else {
                 let why = if r.state == RouteState::Blackhole {
                     "is a blackhole"
@@ -307,6 +322,7 @@ pub(crate) fn finish(
         desired: d.desired,
         present: d.present,
         dead_routes: d.dead.into_iter().cloned().collect(),
+        dead_targets: d.dead_targets,
         quota: scopes
             .iter()
             .zip(used)

@@ -471,6 +471,30 @@ fn a_dead_route_is_replaced_when_a_node_needs_its_cidr_and_otherwise_only_report
     assert!(p.warnings.iter().any(|w| w.contains("10.0.7.0/24")));
 }
 
+#[test]
+fn a_route_blackholed_to_the_very_target_we_would_write_is_not_rewritten() {
+    // The node's cached target is the interface the cloud shows dead.
+    let mut dead = ours("10.0.1.0/24", "eni-0001");
+    dead.state = RouteState::Blackhole;
+    let tables = vec![table("rtb-a", 50, vec![dead])];
+    let p = plan(
+        &[node(1, &["10.0.1.0/24"])],
+        &cidrs(),
+        &tables,
+        &authoritative(),
+    );
+    assert!(p.tables[0].changes.is_empty(), "{:?}", p.tables[0].changes);
+    assert_eq!(
+        p.tables[0].dead_targets,
+        vec![NextHop::NetworkInterface("eni-0001".into())]
+    );
+    assert!(
+        matches!(status(&p, "node-0001"), NodeRouteStatus::Pending { reason } if reason.contains("gone")),
+        "{:?}",
+        status(&p, "node-0001")
+    );
+}
+
 // ---- property tests ----
 
 fn arb_case() -> impl Strategy<Value = (Vec<PlanNode>, Vec<RouteTable>, bool)> {

@@ -121,7 +121,11 @@ pub struct PassReport {
 impl PassReport {
     /// Nothing left to do: the verified plan is empty and nothing failed or was fenced.
     pub fn converged(&self) -> bool {
-        !self.fenced && self.failed.is_empty() && self.unprepared == 0 && self.plan.is_converged()
+        !self.fenced
+            && self.failed.is_empty()
+            && self.unprepared == 0
+            && self.plan.is_converged()
+            && self.plan.tables.iter().all(|t| t.dead_targets.is_empty())
     }
 }
 
@@ -267,6 +271,14 @@ impl Reconciler {
     pub async fn pass(&mut self, snapshot: &NodeSnapshot) -> Result<PassReport, PassError> {
         let started = Instant::now();
         let result = self.pass_inner(snapshot, started).await;
+        if let Err(PassError::List(table, e)) = &result
+            && e.kind == ErrorKind::NotFound
+        {
+            // A table gone or no longer ours: discover the managed set again next pass
+            // instead of writing to it until the discovery cache expires.
+            tracing::warn!(%table, error = %e, "a managed route table is gone; rediscovering");
+            self.tables = None;
+        }
         if let Some(o) = &self.observer {
             o.pass_ended(started.elapsed(), &result);
         }
@@ -315,6 +327,10 @@ impl Reconciler {
         };
         self.targets = targets;
         let (mut tables, plan, attempted, failed, fenced) = work?;
+        for hop in plan.tables.iter().flat_map(|t| &t.dead_targets) {
+            // Its instance is gone: the next pass looks the node up again.
+            self.targets.forget_interface(&hop.to_string());
+        }
 
         for f in &failed {
             if f.kind == ErrorKind::NotFound

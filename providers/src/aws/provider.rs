@@ -504,6 +504,17 @@ impl CloudProvider for AwsProvider {
                     format!("route table {table} does not exist"),
                 )
             })?;
+        // Discovered by its tag: once the tag is gone, so is our claim on the table.
+        if self.config.table_ids.is_empty() {
+            let tag = self.config.cluster_tag();
+            if !found.tags().iter().any(|t| t.key() == Some(tag.as_str())) {
+                return Err(CloudError::new(
+                    ErrorKind::NotFound,
+                    "RouteTableNotManaged",
+                    format!("route table {table} no longer carries the tag {tag}"),
+                ));
+            }
+        }
         let members = self.membership().await?;
         let routes = found
             .routes()
