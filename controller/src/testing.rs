@@ -1,7 +1,7 @@
 //! Helpers shared by the planner's tests and the in-memory fake cloud: apply a change set
 //! to a listed table the way a cloud would.
 
-use cni_cloud_providers::{Claim, Route, RouteChange, RouteOrigin, RouteState, RouteTable};
+use cni_cloud_providers::{Claim, Route, RouteChange, RouteState, RouteTable};
 
 /// Apply `changes` to `table` as the cloud would (our writes are `Manual` and `Cluster`).
 pub fn apply_changes(table: &mut RouteTable, changes: &[RouteChange]) {
@@ -12,14 +12,9 @@ pub fn apply_changes(table: &mut RouteTable, changes: &[RouteChange]) {
                 next_hop,
             } => {
                 if !table.routes.iter().any(|r| &r.destination == destination) {
-                    table.routes.push(Route {
-                        destination: *destination,
-                        next_hop: next_hop.clone(),
-                        state: RouteState::Active,
-                        origin: RouteOrigin::Manual,
-                        claim: Claim::Cluster,
-                        name: None,
-                    });
+                    table
+                        .routes
+                        .push(Route::written(*destination, next_hop.clone()));
                 }
             }
             RouteChange::Replace {

@@ -32,15 +32,7 @@ async fn the_standby_finishes_the_job_after_the_leader_is_killed() {
         spawn("a", &kubeconfig, &url, "AKIDFAILOVER"),
         spawn("b", &kubeconfig, &url, "AKIDFAILOVER"),
     ];
-    let routes = |ec2: &Ec2Mock| {
-        ec2.with_world(|w| {
-            w.tables[TABLE]
-                .routes
-                .iter()
-                .filter(|r| matches!(r.target, Target::NetworkInterface(_)))
-                .count() as u32
-        })
-    };
+    let routes = |ec2: &Ec2Mock| common::node_routes(ec2).len() as u32;
 
     // Kill the leader at 50 %.
     let deadline = Instant::now() + Duration::from_secs(120);

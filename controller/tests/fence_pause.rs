@@ -9,9 +9,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use cni_cloud_mocks::ec2::Target;
 
-use common::{REPLICA_TIME_SCALE, TABLE, holder, spawn};
+use common::{REPLICA_TIME_SCALE, holder, spawn};
 
 const NODES: u32 = 500;
 const LEASE: Duration = Duration::from_secs(3);
@@ -41,15 +40,7 @@ async fn a_paused_leader_sends_no_write_after_the_new_leader_starts() {
         .iter()
         .map(|(name, key)| spawn(name, &kubeconfig, &url, key))
         .collect();
-    let routes = || {
-        ec2.with_world(|w| {
-            w.tables[TABLE]
-                .routes
-                .iter()
-                .filter(|r| matches!(r.target, Target::NetworkInterface(_)))
-                .count() as u32
-        })
-    };
+    let routes = || common::node_routes(&ec2).len() as u32;
 
     // Pause the leader while it is writing: past the burst, well before the end.
     let deadline = Instant::now() + Duration::from_secs(120);

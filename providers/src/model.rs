@@ -136,6 +136,20 @@ pub struct Route {
     pub name: Option<String>,
 }
 
+impl Route {
+    /// A route as one of our writes leaves it: created by a call, active, this cluster's.
+    pub fn written(destination: IpNet, next_hop: NextHop) -> Route {
+        Route {
+            destination,
+            next_hop,
+            state: RouteState::Active,
+            origin: RouteOrigin::Manual,
+            claim: Claim::Cluster,
+            name: None,
+        }
+    }
+}
+
 /// Which address families a table can hold routes for (an AWS VPC without an IPv6 block
 /// cannot hold IPv6 routes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

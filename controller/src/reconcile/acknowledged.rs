@@ -12,9 +12,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use tokio::time::Instant;
 
-use cni_cloud_providers::{
-    Claim, Route, RouteChange, RouteOrigin, RouteState, RouteTable, TableId,
-};
+use cni_cloud_providers::{Route, RouteChange, RouteState, RouteTable, TableId};
 
 #[derive(Debug, Default)]
 pub struct Acknowledged {
@@ -70,14 +68,7 @@ impl Acknowledged {
                     }
                     RouteChange::Create { next_hop, .. }
                     | RouteChange::Replace { next_hop, .. } => {
-                        let ours = Route {
-                            destination: *destination,
-                            next_hop: next_hop.clone(),
-                            state: RouteState::Active,
-                            origin: RouteOrigin::Manual,
-                            claim: Claim::Cluster,
-                            name: None,
-                        };
+                        let ours = Route::written(*destination, next_hop.clone());
                         match listed {
                             Some(i) => table.routes[i] = ours,
                             None => table.routes.push(ours),
@@ -128,22 +119,10 @@ mod tests {
         assert_eq!(acks.len(), 2);
 
         // The listing catches up with one of them: that entry is done.
-        let mut shown = create("10.0.1.0/24");
-        let RouteChange::Create {
-            destination,
-            next_hop,
-        } = &mut shown
-        else {
-            unreachable!()
-        };
-        let mut listed = vec![table(vec![Route {
-            destination: *destination,
-            next_hop: next_hop.clone(),
-            state: RouteState::Active,
-            origin: RouteOrigin::Manual,
-            claim: Claim::Cluster,
-            name: None,
-        }])];
+        let mut listed = vec![table(vec![Route::written(
+            "10.0.1.0/24".parse().unwrap(),
+            NextHop::NetworkInterface("eni-1".into()),
+        )])];
         acks.overlay(&mut listed, Duration::from_secs(10));
         assert_eq!(listed[0].routes.len(), 2);
         assert_eq!(acks.len(), 1);
