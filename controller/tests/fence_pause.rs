@@ -9,7 +9,6 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-
 use common::{REPLICA_TIME_SCALE, holder, spawn};
 
 const NODES: u32 = 500;
