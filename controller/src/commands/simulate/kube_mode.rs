@@ -9,28 +9,23 @@
 //! assigned to `NetworkUnavailable=False` with the route present in the mock cloud.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use serde_json::json;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use cni_cloud_mocks::kube::rbac::yaml_documents;
-use cni_cloud_mocks::kube::{KubeMock, KubeMockConfig, Rbac};
+use cni_cloud_mocks::kube::{KubeMock, KubeMockConfig};
 
 use super::args::SimulateArgs;
 use super::aws::AwsSim;
 use super::cloud::{Judgement, SimCloud};
 use super::cluster::SimCluster;
 use super::progress::Progress;
+use super::replicas::{holder, rbac, signal, spawn};
 use super::report::{Inspection, KubeSummary, Readiness};
 use crate::kube::lease::LeaseTiming;
-
-const LEASE_NAME: &str = "cni-cloud-controller";
-const LEASE_NAMESPACE: &str = "cni-cloud";
 
 /// EC2's mutating actions: what a deposed leader must not send.
 const MUTATING: [&str; 4] = [
@@ -39,27 +34,6 @@ const MUTATING: [&str; 4] = [
     "DeleteRoute",
     "ModifyNetworkInterfaceAttribute",
 ];
-
-struct Replica {
-    identity: String,
-    /// Its own AWS access key: the mock cloud logs every request with it.
-    key: String,
-    child: Child,
-}
-
-/// Stop (`STOP`) or continue (`CONT`) a replica, as a GC pause or a frozen VM would.
-fn signal(child: &Child, sig: &str) -> anyhow::Result<()> {
-    let ok = Command::new("kill")
-        .arg(format!("-{sig}"))
-        .arg(child.id().to_string())
-        .status()
-        .context("running kill")?
-        .success();
-    if !ok {
-        bail!("kill -{sig} {} failed", child.id());
-    }
-    Ok(())
-}
 
 /// What the leaders go through, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -246,102 +220,11 @@ fn deposed_writes(requests: &[cni_cloud_mocks::ec2::Request], pauses: &[Pause]) 
         .sum()
 }
 
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn now_ms() -> u128 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis())
         .unwrap_or_default()
-}
-
-fn holder(kube: &KubeMock) -> Option<String> {
-    kube.lease(LEASE_NAMESPACE, LEASE_NAME)
-        .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_owned))
-        .filter(|h| !h.is_empty())
-}
-
-/// deploy/base's RBAC, built into the binary: what the mock API enforces.
-const DEPLOY_RBAC: [&str; 2] = [
-    include_str!("../../../../deploy/base/controller-rbac.yaml"),
-    include_str!("../../../../deploy/base/installer-rbac.yaml"),
-];
-
-/// The RBAC the mock API enforces: deploy/base's as built in, or `--deploy-dir`'s.
-fn rbac(args: &SimulateArgs) -> anyhow::Result<Rbac> {
-    let Some(dir) = &args.deploy_dir else {
-        let mut docs = Vec::new();
-        for text in DEPLOY_RBAC {
-            docs.extend(yaml_documents(text)?);
-        }
-        return Rbac::from_objects(&docs);
-    };
-    if !dir.join("kustomization.yaml").exists() {
-        bail!(
-            "{} holds no deploy/base (its RBAC is what the mock API enforces)",
-            dir.display()
-        );
-    }
-    Rbac::load(&[dir])
-}
-
-fn spawn(
-    identity: String,
-    key: String,
-    kubeconfig: &Path,
-    ec2_url: &str,
-    args: &SimulateArgs,
-    timing: LeaseTiming,
-) -> anyhow::Result<Replica> {
-    let secs = |d: Duration| format!("{}ms", d.as_millis().max(1));
-    let child = Command::new(std::env::current_exe().context("locating this binary")?)
-        .arg("run")
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(["--identity", &identity, "--metrics-addr", "127.0.0.1:0"])
-        .args(["--lease-duration", &secs(timing.duration)])
-        .args(["--renew-deadline", &secs(timing.renew_deadline)])
-        .args(["--retry-period", &secs(timing.retry_period)])
-        .args([
-            "--node-debounce",
-            &secs(Duration::from_millis(500).div_f64(args.time_scale)),
-        ])
-        .args([
-            "--resync",
-            &secs(Duration::from_secs(60).div_f64(args.time_scale)),
-        ])
-        .env("CNI_CLOUD_CLOUD", "aws")
-        .env("CNI_CLOUD_CLUSTER_NAME", "sim")
-        .env("CNI_CLOUD_CLUSTER_CIDRS", "100.64.0.0/10,fd00:10:244::/48")
-        .env(
-            "CNI_CLOUD_ROUTE_LIMIT",
-            args.route_limit.unwrap_or(1000).to_string(),
-        )
-        .env("CNI_CLOUD_AWS_ENDPOINT", ec2_url)
-        .env("CNI_CLOUD_TIME_SCALE", args.time_scale.to_string())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", &key)
-        .env("AWS_SECRET_ACCESS_KEY", "simulate")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env(
-            "RUST_LOG",
-            std::env::var("RUST_LOG").unwrap_or_else(|_| "error".into()),
-        )
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .context("starting a controller replica")?;
-    Ok(Replica {
-        identity,
-        key,
-        child,
-    })
 }
 
 /// How many of the youngest nodes join during the run (0 without `--join-rate`).
@@ -421,11 +304,21 @@ pub async fn run(
     };
     let mut hostile = Hostile::new(args, timing.duration)?;
     let fresh = |r: u32| {
+        let key = format!("AKIDSIMREPLICA{r}");
+        let cloud_env = [
+            ("CNI_CLOUD_CLOUD", "aws".to_owned()),
+            ("CNI_CLOUD_AWS_ENDPOINT", sim.server.url()),
+            ("AWS_REGION", "us-east-1".to_owned()),
+            ("AWS_ACCESS_KEY_ID", key.clone()),
+            ("AWS_SECRET_ACCESS_KEY", "simulate".to_owned()),
+            ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+        ]
+        .map(|(k, v)| (k.to_owned(), v));
         spawn(
             format!("replica-{r}"),
-            format!("AKIDSIMREPLICA{r}"),
+            key,
             &kubeconfig,
-            &sim.server.url(),
+            &cloud_env,
             args,
             timing,
         )

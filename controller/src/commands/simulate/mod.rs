@@ -12,6 +12,7 @@ mod kube_mode;
 mod plot;
 mod progress;
 mod render;
+mod replicas;
 mod report;
 
 use std::io::IsTerminal;
