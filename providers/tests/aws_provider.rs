@@ -560,3 +560,64 @@ async fn replacing_a_vanished_route_creates_it() {
         (ErrorKind::Permanent, "InvalidParameterValue")
     );
 }
+
+/// A process that was stopped between the fence's check and the socket write: the deadline
+/// the provider arms its write gate with has passed, while the check around the attempt
+/// (asked next) still sees time left — as it did before the pause.
+struct StoppedBetweenCheckAndWrite {
+    calls: std::sync::atomic::AtomicU32,
+}
+
+impl cni_cloud_providers::WriteFence for StoppedBetweenCheckAndWrite {
+    fn deadline(&self) -> Option<std::time::Instant> {
+        let now = std::time::Instant::now();
+        match self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+            0 => Some(now - Duration::from_millis(1)),
+            _ => Some(now + Duration::from_secs(30)),
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_socket_refuses_a_mutation_whose_deadline_passed_after_the_check() {
+    let (mock, server) = start_mock(no_throttle(), seed()).await;
+    let mut cfg = config(&server.url(), 1.0);
+    cfg.retry.max_attempts = 1;
+    let p = provider(cfg).await;
+    let fence = StoppedBetweenCheckAndWrite {
+        calls: Default::default(),
+    };
+    let table = TableId::from("rtb-a");
+    let out = p
+        .apply_fenced(&table, &[create("10.100.7.0/24", "eni-i-01-0")], &fence)
+        .await;
+    let err = out[0].result.as_ref().expect_err("refused at the socket");
+    assert_ne!(
+        err.kind,
+        ErrorKind::Fenced,
+        "the check around the attempt let it through; the socket must be what refused: {err}"
+    );
+    let sent: Vec<_> = mock
+        .requests()
+        .into_iter()
+        .filter(|r| r.action == "CreateRoute")
+        .collect();
+    assert!(sent.is_empty(), "no byte of it reached EC2: {sent:?}");
+
+    // The same provider writes again once its fence is open.
+    let ok = p
+        .apply_fenced(
+            &table,
+            &[create("10.100.7.0/24", "eni-i-01-0")],
+            &cni_cloud_providers::Unfenced,
+        )
+        .await;
+    assert!(ok[0].result.is_ok(), "{:?}", ok[0].result);
+    assert_eq!(
+        mock.requests()
+            .iter()
+            .filter(|r| r.action == "CreateRoute")
+            .count(),
+        1
+    );
+}

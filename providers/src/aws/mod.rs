@@ -16,6 +16,7 @@
 
 mod convert;
 mod errors;
+mod gated_http;
 mod provider;
 
 use std::time::Duration;

@@ -14,9 +14,11 @@ use ipnet::IpNet;
 
 use super::convert::{self, Membership};
 use super::errors::classify;
+use super::gated_http::GatedHttpClient;
 use super::{AwsConfig, OPERATIONS};
 use crate::error::{CloudError, ErrorKind};
 use crate::fence::WriteFence;
+use crate::fence::socket::WriteGate;
 use crate::model::{
     ChangeOutcome, Cloud, Families, ForwardingChange, NextHop, NodeTarget, QuotaScope, RouteChange,
     RouteQuota, RouteTable, TableId,
@@ -31,7 +33,11 @@ const INSTANCE_PAGE: i32 = 1000;
 const TABLE_PAGE: i32 = 100;
 
 pub struct AwsProvider {
+    /// Reads.
     client: Client,
+    /// Mutations only: its sockets write only while `gate` is open (see `fence::socket`).
+    writer: Client,
+    gate: WriteGate,
     config: AwsConfig,
     mutating: Pacer,
     non_mutating: Pacer,
@@ -84,8 +90,19 @@ impl AwsProvider {
         if let Some(endpoint) = &config.endpoint {
             builder = builder.endpoint_url(endpoint.clone());
         }
+        let gate = WriteGate::default();
+        let gated = GatedHttpClient::new(gate.clone(), config.call_timeout).map_err(|e| {
+            CloudError::new(
+                ErrorKind::Permanent,
+                "TlsRoots",
+                format!("loading the system's TLS roots: {e}"),
+            )
+        })?;
+        let writer = Client::from_conf(builder.clone().http_client(gated).build());
         Ok(AwsProvider {
             client: Client::from_conf(builder.build()),
+            writer,
+            gate,
             mutating: Pacer::new("ec2-mutating", EC2_MUTATING, config.pacing),
             non_mutating: Pacer::new("ec2-non-mutating", EC2_NON_MUTATING, config.pacing),
             config,
@@ -204,14 +221,16 @@ impl AwsProvider {
         Ok(members)
     }
 
+    /// One mutation through the gated writer client, the gate armed from `fence` before
+    /// every attempt (a renewal between retries extends it; a lost lease closes it).
     async fn mutate<T, F, Fut>(
         &self,
         action: &'static str,
         fence: &dyn WriteFence,
-        op: F,
+        mut op: F,
     ) -> Result<T, CloudError>
     where
-        F: FnMut() -> Fut,
+        F: FnMut(&Client) -> Fut,
         Fut: Future<Output = Result<T, CloudError>>,
     {
         retry::call_fenced(
@@ -220,7 +239,10 @@ impl AwsProvider {
             &self.counters,
             action,
             fence,
-            op,
+            || {
+                self.gate.arm(fence.deadline());
+                op(&self.writer)
+            },
         )
         .await
     }
@@ -249,9 +271,8 @@ impl AwsProvider {
         fence: &dyn WriteFence,
     ) -> Result<(), CloudError> {
         let result = self
-            .mutate("CreateRoute", fence, || {
-                let req = self
-                    .client
+            .mutate("CreateRoute", fence, |writer| {
+                let req = writer
                     .create_route()
                     .route_table_id(&table.0)
                     .network_interface_id(eni);
@@ -291,9 +312,8 @@ impl AwsProvider {
         fence: &dyn WriteFence,
     ) -> Result<(), CloudError> {
         let result = self
-            .mutate("ReplaceRoute", fence, || {
-                let req = self
-                    .client
+            .mutate("ReplaceRoute", fence, |writer| {
+                let req = writer
                     .replace_route()
                     .route_table_id(&table.0)
                     .network_interface_id(eni);
@@ -329,8 +349,8 @@ impl AwsProvider {
         fence: &dyn WriteFence,
     ) -> Result<(), CloudError> {
         let result = self
-            .mutate("DeleteRoute", fence, || {
-                let req = self.client.delete_route().route_table_id(&table.0);
+            .mutate("DeleteRoute", fence, |writer| {
+                let req = writer.delete_route().route_table_id(&table.0);
                 let req = match destination {
                     IpNet::V4(_) => req.destination_cidr_block(destination.to_string()),
                     IpNet::V6(_) => req.destination_ipv6_cidr_block(destination.to_string()),
@@ -350,9 +370,8 @@ impl AwsProvider {
         target: &NodeTarget,
         fence: &dyn WriteFence,
     ) -> Result<(), CloudError> {
-        self.mutate("ModifyNetworkInterfaceAttribute", fence, || {
-            let req = self
-                .client
+        self.mutate("ModifyNetworkInterfaceAttribute", fence, |writer| {
+            let req = writer
                 .modify_network_interface_attribute()
                 .network_interface_id(&target.interface_id)
                 .source_dest_check(ec2::AttributeBooleanValue::builder().value(false).build());

@@ -1,0 +1,149 @@
+//! The fence at the socket: a stream that refuses to write once the write deadline has
+//! passed. The check in [`super::within`] runs when the request future is polled; the bytes
+//! leave later, from the HTTP client's connection task. A process stopped in between (a GC
+//! pause, a frozen VM, CPU starvation) would send the request the moment it resumes, however
+//! long ago its lease lapsed. Checking the clock in `poll_write` itself leaves only the
+//! instructions between that check and the `write(2)` call.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use hyper::rt::{Read, ReadBufCursor, Write};
+use hyper_util::client::legacy::connect::{Connected, Connection};
+
+/// The deadline a gated stream writes by, shared by every connection of one client.
+///
+/// A provider arms it from its fence before every mutating attempt. One provider serves one
+/// fence (the controller's lease), so the last deadline armed is every attempt's deadline.
+#[derive(Debug, Clone, Default)]
+pub struct WriteGate {
+    deadline: Arc<Mutex<Option<Instant>>>,
+}
+
+impl WriteGate {
+    /// Allow writes until `deadline`; `None` closes the gate.
+    pub fn arm(&self, deadline: Option<Instant>) {
+        *self.deadline.lock().expect("write gate") = deadline;
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.deadline
+            .lock()
+            .expect("write gate")
+            .is_some_and(|d| Instant::now() < d)
+    }
+
+    fn refuse() -> io::Error {
+        io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "write fence: the leader lease's write deadline has passed",
+        )
+    }
+}
+
+/// A connection whose writes pass the [`WriteGate`] first; reads are untouched.
+#[derive(Debug)]
+pub struct GatedIo<T> {
+    inner: T,
+    gate: WriteGate,
+}
+
+impl<T> GatedIo<T> {
+    pub fn new(inner: T, gate: WriteGate) -> Self {
+        GatedIo { inner, gate }
+    }
+}
+
+impl<T: Read + Unpin> Read for GatedIo<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: Write + Unpin> Write for GatedIo<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if !self.gate.is_open() {
+            return Poll::Ready(Err(WriteGate::refuse()));
+        }
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        if !self.gate.is_open() {
+            return Poll::Ready(Err(WriteGate::refuse()));
+        }
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+impl<T: Connection> Connection for GatedIo<T> {
+    fn connected(&self) -> Connected {
+        self.inner.connected()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper_util::rt::TokioIo;
+    use std::time::Duration;
+    use tokio::io::AsyncReadExt;
+
+    async fn write(
+        io: &mut GatedIo<TokioIo<tokio::io::DuplexStream>>,
+        bytes: &[u8],
+    ) -> io::Result<usize> {
+        std::future::poll_fn(|cx| Pin::new(&mut *io).poll_write(cx, bytes)).await
+    }
+
+    #[tokio::test]
+    async fn writes_pass_before_the_deadline_and_are_refused_after_it() {
+        let (ours, mut peer) = tokio::io::duplex(64);
+        let gate = WriteGate::default();
+        let mut io = GatedIo::new(TokioIo::new(ours), gate.clone());
+
+        assert!(
+            write(&mut io, b"x").await.is_err(),
+            "a gate never armed is closed"
+        );
+        gate.arm(Some(Instant::now() + Duration::from_secs(5)));
+        assert_eq!(write(&mut io, b"early").await.unwrap(), 5);
+        gate.arm(Some(Instant::now() - Duration::from_millis(1)));
+        let refused = write(&mut io, b"late").await.unwrap_err();
+        assert_eq!(refused.kind(), io::ErrorKind::PermissionDenied);
+        gate.arm(None);
+        assert!(write(&mut io, b"late").await.is_err());
+        drop(io);
+
+        let mut got = Vec::new();
+        peer.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"early", "nothing past the deadline reached the peer");
+    }
+}
