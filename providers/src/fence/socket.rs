@@ -5,14 +5,21 @@
 //! long ago its lease lapsed. Checking the clock in `poll_write` itself leaves only the
 //! instructions between that check and the `write(2)` call.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use http::Uri;
 use hyper::rt::{Read, ReadBufCursor, Write};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector as TcpConnector;
 use hyper_util::client::legacy::connect::{Connected, Connection};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpStream;
 
 /// The deadline a gated stream writes by, shared by every connection of one client.
 ///
@@ -109,10 +116,58 @@ impl<T: Connection> Connection for GatedIo<T> {
     }
 }
 
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// TCP connections wrapped in the gate.
+#[derive(Clone)]
+pub struct GatedTcp {
+    tcp: TcpConnector,
+    gate: WriteGate,
+}
+
+impl tower_service::Service<Uri> for GatedTcp {
+    type Response = GatedIo<TokioIo<TcpStream>>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.tcp.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let connecting = self.tcp.call(uri);
+        let gate = self.gate.clone();
+        Box::pin(async move { Ok(GatedIo::new(connecting.await?, gate)) })
+    }
+}
+
+/// A hyper client over [`GatedTcp`] (TLS on top for `https`, so each record is checked).
+pub type GatedClient<B> = Client<HttpsConnector<GatedTcp>, B>;
+
+/// A client whose every connection writes only while `gate` is open.
+pub fn gated_client<B>(gate: WriteGate, connect_timeout: Duration) -> io::Result<GatedClient<B>>
+where
+    B: hyper::body::Body + Send + 'static + Unpin,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let mut tcp = TcpConnector::new();
+    tcp.enforce_http(false);
+    tcp.set_nodelay(true);
+    tcp.set_connect_timeout(Some(connect_timeout));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_native_roots(rustls::crypto::aws_lc_rs::default_provider())?
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(GatedTcp { tcp, gate });
+    Ok(Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .build(https))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hyper_util::rt::TokioIo;
     use std::time::Duration;
     use tokio::io::AsyncReadExt;
 
