@@ -302,20 +302,71 @@ fn steady_state_counts_every_call_by_kind() {
 /// `simulate --kube` with a hostile flag: the JSON, after the exit code and every common
 /// verdict (all routes, no foreign route touched, conflicts reported, conditions right).
 fn hostile(nodes: u64, flags: &[&str]) -> Value {
+    hostile_on("aws", nodes, 2, flags).0
+}
+
+/// [`hostile`] on `cloud` with `tables` route tables; the JSON and stderr.
+fn hostile_on(cloud: &str, nodes: u64, tables: u64, flags: &[&str]) -> (Value, String) {
     let _one_at_a_time = kube_run();
-    let n = nodes.to_string();
-    let mut args = vec!["--kube", "--nodes", &n, "--time-scale", "20"];
+    let (n, t) = (nodes.to_string(), tables.to_string());
+    let mut args = vec!["--kube", "--cloud", cloud, "--nodes", &n, "--tables", &t];
+    args.extend_from_slice(&["--time-scale", "20"]);
     args.extend_from_slice(flags);
     let (code, r, err) = simulate(&args);
     assert_eq!(code, 0, "{flags:?}: {r}\n{err}");
     assert_eq!(r["converged"], true, "{r}");
     assert_eq!(u(&r, "nodes_condition_correct"), nodes, "{r}");
-    assert_eq!(u(&r, "routes_present"), 2 * nodes - 1, "{r}");
+    // One route per node in every table, but where a foreign route holds a podCIDR.
+    assert_eq!(u(&r, "routes_present"), tables * nodes - 1, "{r}");
     assert_eq!(u(&r, "routes_wrong"), 0, "{r}");
     assert_eq!(u(&r, "foreign_routes_touched"), 0, "{r}");
     assert_eq!(u(&r, "duplicate_mutations"), 0, "{r}");
     assert_conflicts_reported(&r);
-    r
+    (r, err)
+}
+
+#[test]
+fn azure_kube_mode_converges_and_every_condition_ends_right() {
+    // Two `run` processes against the mock ARM, each with its own managed identity (the
+    // mock's identity endpoint): the leader writes each table in one PUT, both read.
+    let (r, _) = hostile_on("azure", 30, 2, &[]);
+    assert_eq!(r["cloud"], "azure", "{r}");
+    assert_eq!(u(&r, "replicas"), 2, "{r}");
+    assert_eq!(
+        u(&r["api_calls"], "Microsoft.Network/routeTables/write"),
+        2,
+        "{r}"
+    );
+    assert!(r["writes_by_deposed_leader"].is_null(), "no pause: {r}");
+}
+
+#[test]
+fn azure_kube_mode_a_paused_leader_writes_nothing_after_its_successor() {
+    // Six tables, four written at a time: the leader is stopped with its first four PUTs'
+    // operations running and two tables still to write, which its successor writes. The
+    // mock ARM's per-client log (by the client id each token was issued to) must show no
+    // write of the old leader after its successor's first.
+    let (r, err) = hostile_on("azure", 30, 6, &["--pause-leader-at", "0.3"]);
+    assert_eq!(u(&r, "leader_pauses"), 1, "{r}");
+    assert!(u(&r, "leader_changes") >= 1, "{r}");
+    assert_eq!(u(&r, "writes_by_deposed_leader"), 0, "{r}\n{err}");
+    // The verdict has teeth: the successor did write while the old leader was deposed.
+    assert!(
+        err.contains("1 of 1 pauses had a successor write"),
+        "the pause came after the work was done: {err}"
+    );
+}
+
+#[test]
+fn azure_kube_mode_hostile_world_all_at_once() {
+    let (r, err) = hostile_on("azure", 60, 2, &["--hostile"]);
+    assert!(u(&r, "leader_pauses") >= 1, "{r}");
+    assert!(u(&r, "leader_kills") >= 1, "{r}");
+    assert!(u(&r, "leader_changes") >= 3, "{r}");
+    assert_eq!(u(&r, "writes_by_deposed_leader"), 0, "{r}\n{err}");
+    assert!(u(&r, "node_updates") > 0, "{r}");
+    assert_eq!(u(&r, "nodes_joined"), 6, "{r}");
+    assert_eq!(u(&r["readiness_seconds"], "nodes"), 6, "{r}");
 }
 
 #[test]

@@ -214,6 +214,9 @@ async fn handle(
         tokio::time::sleep(mock.config.latency).await;
     }
     let path = uri.path();
+    if method == Method::GET && path == super::IDENTITY_PATH {
+        return identity_token(&mock, &uri, &headers);
+    }
     if method == Method::GET && path == "/_mock/stats" {
         return axum::Json(mock.stats.to_json()).into_response();
     }
@@ -222,6 +225,13 @@ async fn handle(
     }
     let target = parse(path);
     let op = operation_name(&target, &method);
+    if !path.starts_with("/_mock/") {
+        let token = header(&headers, "authorization")
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .unwrap_or_default();
+        mock.record_request(token, method.as_str(), op);
+    }
     let class = match method {
         Method::GET | Method::HEAD => RequestClass::Read,
         Method::DELETE => RequestClass::Delete,
@@ -258,6 +268,57 @@ async fn handle(
         HeaderValue::from(mock.bucket(class).remaining()),
     );
     resp
+}
+
+/// An App Service managed-identity endpoint (`IDENTITY_ENDPOINT`, API 2019-08-01): a GET
+/// with the `X-IDENTITY-HEADER` secret, `resource` and optionally `client_id` (a
+/// user-assigned identity) gets a token for that client; [`ArmMock::requests`] names every
+/// request carrying it by that client id (`system` without one).
+fn identity_token(mock: &ArmMock, uri: &Uri, headers: &HeaderMap) -> Response {
+    let query: Vec<(String, String)> =
+        form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+    let get = |k: &str| query.iter().find(|(q, _)| q == k).map(|(_, v)| v.as_str());
+    let bad = |status: StatusCode, error: &str, description: &str| {
+        (
+            status,
+            axum::Json(json!({"error": error, "error_description": description})),
+        )
+            .into_response()
+    };
+    if header(headers, "x-identity-header").is_none_or(str::is_empty) {
+        return bad(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "the X-IDENTITY-HEADER header is missing",
+        );
+    }
+    let Some(resource) = get("resource").filter(|r| !r.is_empty()) else {
+        return bad(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the resource parameter is required",
+        );
+    };
+    let client = get("client_id")
+        .filter(|c| !c.is_empty())
+        .unwrap_or("system");
+    let token = mock.issue_token(client);
+    let expires_on = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() + 3600)
+        .unwrap_or_default();
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "access_token": token,
+            "expires_on": expires_on.to_string(),
+            "resource": resource,
+            "token_type": "Bearer",
+            "client_id": client,
+        }),
+    )
 }
 
 fn api_version(uri: &Uri) -> Option<String> {
@@ -563,6 +624,81 @@ fn retry_hint(_mock: &ArmMock, _remaining: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The identity endpoint issues a token per client id; the request log names each
+    /// request by the client its token was issued to (or the raw token), reads and writes
+    /// alike, and the mutation log says what each accepted write changed.
+    #[tokio::test]
+    async fn requests_are_logged_by_the_client_their_token_was_issued_to() {
+        let mock = ArmMock::new(super::super::ArmConfig::default()).unwrap();
+        let table = mock
+            .world()
+            .add_route_table("s", "rg", "rt", "westeurope", vec![]);
+        let server = mock.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let http = reqwest::Client::new();
+        let identity = format!("{}{}", server.url(), super::super::IDENTITY_PATH);
+        let query = [
+            ("api-version", "2019-08-01"),
+            ("resource", "https://management.azure.com"),
+            ("client_id", "replica-7"),
+        ];
+        let refused = http.get(&identity).query(&query).send().await.unwrap();
+        assert_eq!(refused.status(), 401, "no X-IDENTITY-HEADER");
+        let answer: Value = http
+            .get(&identity)
+            .query(&query)
+            .header("x-identity-header", "secret")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = answer["access_token"].as_str().unwrap().to_owned();
+        assert!(
+            answer["expires_on"]
+                .as_str()
+                .unwrap()
+                .parse::<u64>()
+                .is_ok()
+        );
+        assert_eq!(answer["token_type"], "Bearer");
+        let url = format!("{}{table}?api-version=2024-05-01", server.url());
+        let route = json!({"name": "r1", "properties": {"addressPrefix": "10.0.0.0/24",
+            "nextHopType": "VirtualAppliance", "nextHopIpAddress": "10.1.0.4"}});
+        let body = json!({"location": "westeurope", "properties": {"routes": [route]}});
+        let put = http.put(&url).bearer_auth(&token).json(&body);
+        assert_eq!(put.send().await.unwrap().status(), 200);
+        let get = http.get(&url).bearer_auth("static-token");
+        assert_eq!(get.send().await.unwrap().status(), 200);
+        let log: Vec<(String, String, bool)> = (mock.requests().into_iter())
+            .map(|r| (r.client.clone(), r.action.clone(), r.is_mutating()))
+            .collect();
+        assert_eq!(
+            log,
+            [
+                (
+                    "replica-7".to_owned(),
+                    "Microsoft.Network/routeTables/write".to_owned(),
+                    true
+                ),
+                (
+                    "static-token".to_owned(),
+                    "Microsoft.Network/routeTables/read".to_owned(),
+                    false
+                ),
+            ],
+            "the identity endpoint's own calls are not logged"
+        );
+        let changes = mock.mutations();
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        assert_eq!(changes[0].action, "RouteCreated");
+        assert!(changes[0].subject.ends_with("/routes/r1"), "{changes:?}");
+        assert_eq!(
+            changes[0].detail,
+            "10.0.0.0/24 -> VirtualAppliance 10.1.0.4"
+        );
+    }
 
     #[test]
     fn paths_map_to_arm_operations() {

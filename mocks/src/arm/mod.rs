@@ -20,7 +20,7 @@ use std::time::Duration;
 
 pub use authz::{PUBLIC_IP_JOIN, SUBNET_JOIN};
 pub use seed::{Seed, SeedTable, SeedVm, SeedVmssInstance};
-pub use world::{NicSpec, NodeIds, World};
+pub use world::{Mutation, NicSpec, NodeIds, World};
 
 use crate::common::{RunningServer, ServerBucket, Stats};
 
@@ -117,6 +117,35 @@ impl ArmConfig {
     }
 }
 
+/// Where the mock serves an App Service style managed-identity endpoint: point
+/// `IDENTITY_ENDPOINT` at it (with any `IDENTITY_HEADER`) and `AZURE_CLIENT_ID` at a client
+/// id of your choosing, and the token it issues is that client's in [`ArmMock::requests`].
+pub const IDENTITY_PATH: &str = "/_mock/msi/token";
+
+/// One request as it arrived, before throttling, faults or latency: who sent what, when.
+/// The per-client log a fencing test judges from (a request counts even if it failed).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Request {
+    /// Seconds since the mock started (the mock's clock, wall time).
+    pub at: f64,
+    /// The client id the bearer token was issued to by the mock's identity endpoint
+    /// ([`IDENTITY_PATH`]), or else the bearer token itself (the mock's tokens are no
+    /// secrets); empty without one.
+    pub client: String,
+    /// `GET`, `PUT`, `PATCH`, `DELETE`, …
+    pub method: String,
+    /// The ARM operation (`Microsoft.Network/routeTables/write`, …).
+    pub action: String,
+}
+
+impl Request {
+    /// Whether it asks for a change (anything but a read): a route table, route or NIC write
+    /// or delete, whatever its outcome.
+    pub fn is_mutating(&self) -> bool {
+        !matches!(self.method.as_str(), "GET" | "HEAD" | "OPTIONS")
+    }
+}
+
 /// Which ARM bucket a request spends from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RequestClass {
@@ -148,26 +177,77 @@ pub struct ArmMock {
     /// failed with a transient 500, as f64 bits: [`ArmMock::set_read_faults`].
     read_fault_rate: std::sync::atomic::AtomicU64,
     read_faults_injected: std::sync::atomic::AtomicU64,
+    started: std::time::Instant,
+    requests: Mutex<Vec<Request>>,
+    /// Tokens the identity endpoint issued → the client id each was issued to.
+    identities: Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl ArmMock {
     pub fn new(config: ArmConfig) -> Result<Arc<Self>, String> {
         config.validate()?;
         let bucket = |b: Bucket| ServerBucket::new(b.burst, b.per_second * config.time_scale);
+        let started = std::time::Instant::now();
+        let mut world = World::new(
+            config.lro_duration.div_f64(config.time_scale),
+            config.fault_rate,
+        );
+        world.started = started;
         Ok(Arc::new(ArmMock {
             reads: bucket(config.reads),
             writes: bucket(config.writes),
             deletes: bucket(config.deletes),
-            world: Mutex::new(World::new(
-                config.lro_duration.div_f64(config.time_scale),
-                config.fault_rate,
-            )),
+            world: Mutex::new(world),
             stats: Stats::default(),
             linked: Stats::default(),
             read_fault_rate: Default::default(),
             read_faults_injected: Default::default(),
+            started,
+            requests: Mutex::default(),
+            identities: Mutex::default(),
             config,
         }))
+    }
+
+    /// Every request received so far (identity-endpoint and `/_mock/` calls aside), in order
+    /// of arrival.
+    pub fn requests(&self) -> Vec<Request> {
+        self.requests.lock().expect("requests lock").clone()
+    }
+
+    /// How many requests [`requests`](Self::requests) holds now.
+    pub fn request_count(&self) -> usize {
+        self.requests.lock().expect("requests lock").len()
+    }
+
+    /// Route changes and NIC writes the mock accepted, in order (see [`Mutation`]).
+    pub fn mutations(&self) -> Vec<Mutation> {
+        self.world().mutations().to_vec()
+    }
+
+    pub(crate) fn record_request(&self, token: &str, method: &str, action: &str) {
+        let client = if token.is_empty() {
+            String::new()
+        } else {
+            (self.identities.lock().expect("identities lock").get(token))
+                .cloned()
+                .unwrap_or_else(|| token.to_owned())
+        };
+        let at = self.started.elapsed().as_secs_f64();
+        self.requests.lock().expect("requests lock").push(Request {
+            at,
+            client,
+            method: method.to_owned(),
+            action: action.to_owned(),
+        });
+    }
+
+    /// Issue a token for `client` (the identity endpoint's answer).
+    pub(crate) fn issue_token(&self, client: &str) -> String {
+        let mut ids = self.identities.lock().expect("identities lock");
+        let token = format!("mock-mi-{}-{}", ids.len(), uuid::Uuid::new_v4().simple());
+        ids.insert(token.clone(), client.to_owned());
+        token
     }
 
     /// From now on, fail this share (0..=1) of resource GETs (route tables, VMs, NICs, their

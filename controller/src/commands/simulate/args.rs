@@ -10,8 +10,9 @@ pub struct SimulateArgs {
     /// Which mock cloud to run.
     #[arg(long, value_enum, default_value_t = CloudKind::Aws)]
     pub cloud: CloudKind,
-    /// Nodes in the generated cluster.
-    #[arg(long, default_value_t = 200)]
+    /// Nodes in the generated cluster (4 with `--datapath`).
+    #[arg(long, default_value_t = 200,
+        default_value_if("datapath", clap::builder::ArgPredicate::IsPresent, Some("4")))]
     pub nodes: u32,
     /// Managed route tables (one per availability zone / node subnet).
     #[arg(long, default_value_t = 2)]
@@ -79,7 +80,7 @@ pub struct SimulateArgs {
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
     /// Drive the cluster through the mock Kubernetes API with `--replicas` separate
-    /// `cni-cloud-controller run` processes competing for the Lease (AWS).
+    /// `cni-cloud-controller run` processes competing for the Lease (either cloud).
     #[arg(long)]
     pub kube: bool,
     /// Controller processes in `--kube` mode.
@@ -95,6 +96,18 @@ pub struct SimulateArgs {
     /// built into this binary).
     #[arg(long)]
     pub deploy_dir: Option<std::path::PathBuf>,
+    /// The whole system on a real data path (root): nodes as network namespaces over
+    /// `--tables` subnets, a fabric whose kernel routes follow the mock cloud's tables,
+    /// `cni-cloud install` and pods on every node, `--replicas` controller processes; checks
+    /// and times reachability from packets. See the README.
+    #[arg(long)]
+    pub datapath: bool,
+    /// `--datapath`: pods per node, made by the installed plugin.
+    #[arg(long, default_value_t = 2)]
+    pub pods_per_node: u32,
+    /// `--datapath`: the cni-cloud plugin binary (default: `cni-cloud` next to this binary).
+    #[arg(long, env = "CNI_CLOUD_PLUGIN_BIN")]
+    pub plugin_bin: Option<std::path::PathBuf>,
     /// Draw routes present over time (the mock cloud's state) against the rate-limit floor,
     /// with throttles, injected faults and (--kube) leader changes, into this SVG file.
     #[arg(long, value_name = "FILE.svg")]
@@ -184,13 +197,16 @@ impl SimulateArgs {
         if !(self.timeout.is_finite() && self.timeout > 0.0) {
             bail!("--timeout must be > 0, got {}", self.timeout);
         }
-        if self.kube && self.cloud != CloudKind::Aws {
-            bail!("--kube runs the AWS scenario; use --cloud aws");
+        if self.datapath {
+            self.validate_datapath()?;
         }
-        if !self.kube && (self.kill_leader_at.is_some() || self.deploy_dir.is_some()) {
-            bail!("--kill-leader-at and --deploy-dir need --kube");
+        if !self.kube
+            && !self.datapath
+            && (self.kill_leader_at.is_some() || self.deploy_dir.is_some())
+        {
+            bail!("--kill-leader-at and --deploy-dir need --kube or --datapath");
         }
-        if self.kube && !(1..=5).contains(&self.replicas) {
+        if (self.kube || self.datapath) && !(1..=5).contains(&self.replicas) {
             bail!("--replicas must be within 1..=5, got {}", self.replicas);
         }
         if let Some(f) = self.kill_leader_at
@@ -205,7 +221,8 @@ impl SimulateArgs {
             || h.node_updates_per_second != 0.0
             || h.join_rate != 0.0
             || h.hostile;
-        if !self.kube && hostile_flags {
+        let datapath_blow = h.pause_leader_at.is_some() || h.pause_seconds.is_some();
+        if !self.kube && hostile_flags && !(self.datapath && datapath_blow) {
             bail!(
                 "--pause-leader-at, --pause-seconds, --flap-leadership, --node-updates-per-second, --join-rate and --hostile need --kube"
             );

@@ -16,7 +16,7 @@ use cni_cloud_providers::pacing::{EC2_MUTATING, PacingConfig};
 use cni_cloud_providers::retry::RetryPolicy;
 
 use super::args::SimulateArgs;
-use super::cloud::{CounterProbe, Judgement, SimCloud, Tally, calls_by_action};
+use super::cloud::{Applied, CounterProbe, Judgement, Sent, SimCloud, Tally, calls_by_action};
 use super::cluster::{Capacity, ForeignPlace, SimCluster, SimNode};
 
 const CLUSTER: &str = "sim";
@@ -246,6 +246,43 @@ impl AwsSim {
 impl SimCloud for AwsSim {
     fn provider(&self) -> Arc<dyn CloudProvider> {
         self.provider.clone()
+    }
+
+    /// The mock EC2's log, each request named by its SigV4 access key.
+    fn requests(&self) -> Vec<Sent> {
+        (self.mock.requests().into_iter())
+            .map(|r| Sent {
+                at: r.at,
+                mutating: MUTATING.contains(&r.action.as_str()),
+                client: r.client,
+                action: r.action,
+            })
+            .collect()
+    }
+
+    fn applied(&self) -> Vec<Applied> {
+        (self.mock.mutations().into_iter())
+            .map(|m| Applied {
+                at: m.at,
+                route: (m.action != "ModifyNetworkInterfaceAttribute")
+                    .then(|| format!("{} {} {}", m.action, m.subject, m.detail)),
+            })
+            .collect()
+    }
+
+    /// Its own access key: the mock EC2 logs every request with it.
+    fn replica_env(&self, replica: u32) -> (String, Vec<(String, String)>) {
+        let key = format!("AKIDSIMREPLICA{replica}");
+        let env = [
+            ("CNI_CLOUD_CLOUD", "aws".to_owned()),
+            ("CNI_CLOUD_AWS_ENDPOINT", self.server.url()),
+            ("AWS_REGION", "us-east-1".to_owned()),
+            ("AWS_ACCESS_KEY_ID", key.clone()),
+            ("AWS_SECRET_ACCESS_KEY", "simulate".to_owned()),
+            ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+            ("CNI_CLOUD_ROUTE_LIMIT", self.route_limit.to_string()),
+        ];
+        (key, env.map(|(k, v)| (k.to_owned(), v)).into())
     }
 
     fn judge(&self, cluster: &SimCluster) -> Judgement {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde_json::{Value, json};
 
-use cni_cloud_mocks::arm::{ArmConfig, ArmMock, NicSpec};
+use cni_cloud_mocks::arm::{ArmConfig, ArmMock, IDENTITY_PATH, NicSpec};
 use cni_cloud_mocks::common::RunningServer;
 use cni_cloud_providers::CloudProvider;
 use cni_cloud_providers::azure::credential::StaticToken;
@@ -18,7 +18,7 @@ use cni_cloud_providers::pacing::PacingConfig;
 use cni_cloud_providers::retry::RetryPolicy;
 
 use super::args::SimulateArgs;
-use super::cloud::{CounterProbe, Judgement, SimCloud, Tally, calls_by_action};
+use super::cloud::{Applied, CounterProbe, Judgement, Sent, SimCloud, Tally, calls_by_action};
 use super::cluster::{Capacity, ForeignPlace, SimCluster, SimNode};
 
 const SUBSCRIPTION: &str = "00000000-0000-0000-0000-00000000c0de";
@@ -28,7 +28,7 @@ const PREFIX: &str = "sim";
 
 pub struct AzureSim {
     mock: Arc<ArmMock>,
-    _server: RunningServer,
+    server: RunningServer,
     provider: Arc<dyn CloudProvider>,
     tables: Vec<String>,
     /// table id → foreign route JSON as seeded (must stay byte-for-byte).
@@ -119,7 +119,7 @@ impl AzureSim {
         Ok(AzureSim {
             before,
             mock,
-            _server: server,
+            server,
             provider: Arc::new(provider),
             tables,
             foreign,
@@ -138,6 +138,56 @@ impl AzureSim {
 impl SimCloud for AzureSim {
     fn provider(&self) -> Arc<dyn CloudProvider> {
         self.provider.clone()
+    }
+
+    /// The mock ARM's log, each request named by the client its token was issued to.
+    fn requests(&self) -> Vec<Sent> {
+        (self.mock.requests().into_iter())
+            .map(|r| Sent {
+                at: r.at,
+                mutating: r.is_mutating(),
+                client: r.client,
+                action: r.action,
+            })
+            .collect()
+    }
+
+    fn request_count(&self) -> usize {
+        self.mock.request_count()
+    }
+
+    /// Route changes (whether a whole-table PUT or one route's write carried them) and NIC
+    /// writes, as the mock accepted them.
+    fn applied(&self) -> Vec<Applied> {
+        (self.mock.mutations().into_iter())
+            .map(|m| Applied {
+                at: m.at,
+                route: (m.action != "NicWritten")
+                    .then(|| format!("{} {} {}", m.action, m.subject, m.detail)),
+            })
+            .collect()
+    }
+
+    /// The controller's own credential path: managed identity (App Service style), from
+    /// the mock's identity endpoint, as user-assigned client `replica-<n>`; every request
+    /// with that token is logged under the client id.
+    fn replica_env(&self, replica: u32) -> (String, Vec<(String, String)>) {
+        let client = format!("replica-{replica}");
+        let env = [
+            ("CNI_CLOUD_CLOUD", "azure".to_owned()),
+            ("CNI_CLOUD_AZURE_ENDPOINT", self.server.url()),
+            ("CNI_CLOUD_ROUTE_TABLES", self.tables.join(",")),
+            ("CNI_CLOUD_ROUTE_LIMIT", self.route_limit.to_string()),
+            ("CNI_CLOUD_AZURE_ROUTE_PREFIX", PREFIX.to_owned()),
+            ("CNI_CLOUD_AZURE_CREDENTIAL", "managed-identity".to_owned()),
+            (
+                "IDENTITY_ENDPOINT",
+                format!("{}{IDENTITY_PATH}", self.server.url()),
+            ),
+            ("IDENTITY_HEADER", "simulate".to_owned()),
+            ("AZURE_CLIENT_ID", client.clone()),
+        ];
+        (client, env.map(|(k, v)| (k.to_owned(), v)).into())
     }
 
     fn judge(&self, cluster: &SimCluster) -> Judgement {

@@ -15,9 +15,45 @@ use super::report::Inspection;
 /// Reads a mock's (throttled, faults injected) counters, from any thread (`--plot`).
 pub type CounterProbe = Box<dyn Fn() -> (u64, u64) + Send + Sync>;
 
+/// One request as the mock cloud received it, before throttling, faults or latency: the
+/// per-client log a fencing verdict is judged from (a request counts even if it failed).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sent {
+    /// Seconds on the mock's clock (wall time since it started).
+    pub at: f64,
+    /// Who sent it: the credential the mock saw (an AWS access key, the client id an ARM
+    /// token was issued to).
+    pub client: String,
+    pub action: String,
+    /// A write: route create / replace / delete, a route table PUT, node preparation.
+    pub mutating: bool,
+}
+
+/// One change the mock applied (accepted), in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied {
+    /// The mock's clock, as [`Sent::at`].
+    pub at: f64,
+    /// A route change: the same key twice is the same write applied twice. `None` for node
+    /// preparation (forwarding switched on), which is not judged for duplicates.
+    pub route: Option<String>,
+}
+
 /// One mock cloud, started in-process, with the real provider pointed at it.
 pub trait SimCloud: Send + Sync {
     fn provider(&self) -> Arc<dyn CloudProvider>;
+    /// Every request received so far, in order of arrival, with its client.
+    fn requests(&self) -> Vec<Sent>;
+    /// How many requests [`requests`](Self::requests) holds now.
+    fn request_count(&self) -> usize {
+        self.requests().len()
+    }
+    /// Every change applied so far, in order.
+    fn applied(&self) -> Vec<Applied>;
+    /// What a separate `cni-cloud-controller run` process needs to drive this mock as
+    /// replica number `replica`: the client the mock's request log will name it by, and
+    /// its environment (endpoint, tables, its own credentials).
+    fn replica_env(&self, replica: u32) -> (String, Vec<(String, String)>);
     /// One walk over the managed tables as the mock holds them.
     fn judge(&self, cluster: &SimCluster) -> Judgement;
     /// Calls the mock received, by action, whatever their outcome.

@@ -19,21 +19,12 @@ use tokio_util::sync::CancellationToken;
 use cni_cloud_mocks::kube::{KubeMock, KubeMockConfig};
 
 use super::args::SimulateArgs;
-use super::aws::AwsSim;
-use super::cloud::{Judgement, SimCloud};
+use super::cloud::{Judgement, Sent, SimCloud};
 use super::cluster::SimCluster;
 use super::progress::Progress;
 use super::replicas::{holder, rbac, signal, spawn};
 use super::report::{Inspection, KubeSummary, Readiness};
 use crate::kube::lease::LeaseTiming;
-
-/// EC2's mutating actions: what a deposed leader must not send.
-const MUTATING: [&str; 4] = [
-    "CreateRoute",
-    "ReplaceRoute",
-    "DeleteRoute",
-    "ModifyNetworkInterfaceAttribute",
-];
 
 /// What the leaders go through, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,8 +173,8 @@ fn readiness(joins: &[Join]) -> Option<Readiness> {
     })
 }
 
-/// A paused leader: its access key, and the request log's length when it was stopped and
-/// at the next blow (after which it may lead again, legitimately).
+/// A paused leader: its client (as the mock cloud logs it), and the request log's length
+/// when it was stopped and at the next blow (after which it may lead again, legitimately).
 struct Pause {
     key: String,
     from: usize,
@@ -191,10 +182,12 @@ struct Pause {
 }
 
 /// Mutating requests each paused replica sent after the first mutating request of anyone
-/// else since its pause, until the next blow.
-fn deposed_writes(requests: &[cni_cloud_mocks::ec2::Request], pauses: &[Pause]) -> u64 {
-    let mutating = |r: &cni_cloud_mocks::ec2::Request| MUTATING.contains(&r.action.as_str());
-    pauses
+/// else since its pause, until the next blow; and how many pauses had such a successor
+/// write at all (a pause without one judges nothing: the work was done before it).
+fn deposed_writes(requests: &[Sent], pauses: &[Pause]) -> (u64, usize) {
+    let mutating = |r: &Sent| r.mutating;
+    let mut judged = 0;
+    let writes = pauses
         .iter()
         .map(|Pause { key, from, until }| {
             let until = (*until).min(requests.len());
@@ -202,6 +195,7 @@ fn deposed_writes(requests: &[cni_cloud_mocks::ec2::Request], pauses: &[Pause]) 
             let Some(first) = after.iter().position(|r| mutating(r) && r.client != *key) else {
                 return 0;
             };
+            judged += 1;
             let late: Vec<String> = after[first..]
                 .iter()
                 .filter(|r| mutating(r) && r.client == *key)
@@ -217,7 +211,8 @@ fn deposed_writes(requests: &[cni_cloud_mocks::ec2::Request], pauses: &[Pause]) 
             }
             late.len() as u64
         })
-        .sum()
+        .sum();
+    (writes, judged)
 }
 
 fn now_ms() -> u128 {
@@ -275,7 +270,7 @@ pub struct KubeOutcome {
 pub async fn run(
     args: &SimulateArgs,
     cluster: &SimCluster,
-    sim: &AwsSim,
+    sim: &dyn SimCloud,
     progress: &Progress,
 ) -> anyhow::Result<KubeOutcome> {
     let kube = KubeMock::new(KubeMockConfig::with_rbac(rbac(args)?));
@@ -304,16 +299,7 @@ pub async fn run(
     };
     let mut hostile = Hostile::new(args, timing.duration)?;
     let fresh = |r: u32| {
-        let key = format!("AKIDSIMREPLICA{r}");
-        let cloud_env = [
-            ("CNI_CLOUD_CLOUD", "aws".to_owned()),
-            ("CNI_CLOUD_AWS_ENDPOINT", sim.server.url()),
-            ("AWS_REGION", "us-east-1".to_owned()),
-            ("AWS_ACCESS_KEY_ID", key.clone()),
-            ("AWS_SECRET_ACCESS_KEY", "simulate".to_owned()),
-            ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
-        ]
-        .map(|(k, v)| (k.to_owned(), v));
+        let (key, cloud_env) = sim.replica_env(r);
         spawn(
             format!("replica-{r}"),
             key,
@@ -362,12 +348,7 @@ pub async fn run(
             && let Some(leader) = holder(&kube)
             && let Some(i) = replicas.iter().position(|r| r.identity == leader)
         {
-            let at = sim
-                .mock
-                .mutations()
-                .last()
-                .map(|m| m.at)
-                .unwrap_or_default();
+            let at = sim.applied().last().map(|m| m.at).unwrap_or_default();
             let mut dead = replicas.remove(i);
             let _ = dead.child.kill();
             let _ = dead.child.wait();
@@ -391,7 +372,7 @@ pub async fn run(
             && let Some(i) = replicas.iter().position(|r| r.identity == leader)
         {
             hostile.blows.pop_front();
-            let now_at = sim.mock.requests().len();
+            let now_at = sim.request_count();
             for p in &mut pauses {
                 p.until = p.until.min(now_at);
             }
@@ -489,18 +470,24 @@ pub async fn run(
         Some(task) => task.await.unwrap_or_default(),
         None => 0,
     };
-    let writes_by_deposed_leader =
-        (!pauses.is_empty()).then(|| deposed_writes(&sim.mock.requests(), &pauses));
+    let writes_by_deposed_leader = (!pauses.is_empty()).then(|| {
+        let (writes, judged) = deposed_writes(&sim.requests(), &pauses);
+        // Said every time: a pause after the work was done proves nothing about fencing.
+        eprintln!(
+            "writes_by_deposed_leader: {judged} of {} pauses had a successor write to judge against",
+            pauses.len()
+        );
+        writes
+    });
     if let Some(w) = writes_by_deposed_leader.filter(|w| *w > 0) {
         eprintln!("a deposed leader sent {w} mutating requests after its successor's first");
     }
 
-    let mutations = sim.mock.mutations();
+    let mutations = sim.applied();
     let mut seen = BTreeSet::new();
-    let duplicate_mutations = mutations
-        .iter()
-        .filter(|m| m.action != "ModifyNetworkInterfaceAttribute")
-        .filter(|m| !seen.insert((m.action, m.subject.clone(), m.detail.clone())))
+    let duplicate_mutations = (mutations.iter())
+        .filter_map(|m| m.route.as_deref())
+        .filter(|route| !seen.insert(*route))
         .count() as u64;
     let log = kube.lease_log();
     let holders: Vec<&str> = log.iter().filter_map(|w| w.holder.as_deref()).collect();
@@ -606,14 +593,13 @@ fn conditions(kube: &KubeMock, cluster: &SimCluster, judgement: &Judgement) -> C
 
 #[cfg(test)]
 mod tests {
-    use cni_cloud_mocks::ec2::Request;
+    use super::{Pause, Sent, deposed_writes};
 
-    use super::{Pause, deposed_writes};
-
-    fn req(client: &str, action: &str) -> Request {
-        Request {
+    fn req(client: &str, action: &str) -> Sent {
+        Sent {
             at: 0.0,
             client: client.into(),
+            mutating: !action.starts_with("Describe"),
             action: action.into(),
         }
     }
@@ -634,11 +620,11 @@ mod tests {
             from,
             until,
         };
-        assert_eq!(deposed_writes(&log, &[pause(1, usize::MAX)]), 2);
+        assert_eq!(deposed_writes(&log, &[pause(1, usize::MAX)]), (2, 1));
         // After the next blow it may lead again: those writes are its own.
-        assert_eq!(deposed_writes(&log, &[pause(1, 6)]), 1);
-        // Nobody else wrote after the pause: nothing to be deposed by.
-        assert_eq!(deposed_writes(&log[..3], &[pause(1, usize::MAX)]), 0);
-        assert_eq!(deposed_writes(&log, &[]), 0);
+        assert_eq!(deposed_writes(&log, &[pause(1, 6)]), (1, 1));
+        // Nobody else wrote after the pause: nothing to be deposed by, nothing judged.
+        assert_eq!(deposed_writes(&log[..3], &[pause(1, usize::MAX)]), (0, 0));
+        assert_eq!(deposed_writes(&log, &[]), (0, 0));
     }
 }

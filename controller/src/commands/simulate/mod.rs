@@ -86,19 +86,22 @@ impl Work {
 pub async fn simulate(args: SimulateArgs) -> anyhow::Result<i32> {
     args.validate()?;
     let mut cluster = SimCluster::generate(&args);
-    if args.kube {
-        let sim = AwsSim::start(&args, &mut cluster).await?;
-        return in_kube(&args, &cluster, &sim).await;
-    }
     let cloud: Box<dyn SimCloud> = match args.cloud {
         CloudKind::Aws => Box::new(AwsSim::start(&args, &mut cluster).await?),
         CloudKind::Azure => Box::new(AzureSim::start(&args, &mut cluster).await?),
     };
+    if args.kube {
+        return in_kube(&args, &cluster, cloud.as_ref()).await;
+    }
     in_process(&args, cluster, cloud).await
 }
 
 /// `--kube`: separate `run` processes against `sim`, through the mock Kubernetes API.
-async fn in_kube(args: &SimulateArgs, cluster: &SimCluster, sim: &AwsSim) -> anyhow::Result<i32> {
+async fn in_kube(
+    args: &SimulateArgs,
+    cluster: &SimCluster,
+    sim: &dyn SimCloud,
+) -> anyhow::Result<i32> {
     let work = Work::new(args, sim, cluster);
     let out = kube_mode::run(args, cluster, sim, &work.progress).await?;
     work.progress.finish();

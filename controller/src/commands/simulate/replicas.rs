@@ -20,7 +20,8 @@ pub const LEASE_NAMESPACE: &str = "cni-cloud";
 
 pub struct Replica {
     pub identity: String,
-    /// Its own AWS access key: the mock cloud logs every request with it.
+    /// The client the mock cloud logs its every request under (its own AWS access key, or
+    /// the client id its ARM token was issued to).
     pub key: String,
     pub child: Child,
 }

@@ -15,7 +15,7 @@ mod validation;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -74,6 +74,21 @@ impl OpStatus {
     }
 }
 
+/// One change the mock accepted, as its write started: a route of a table created,
+/// replaced or deleted (whichever request carried it: a whole-table PUT or one route's), or
+/// a NIC written. The same (action, subject, detail) twice is the same write applied twice.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Mutation {
+    /// Seconds since the mock started (the clock of [`ArmMock::requests`](super::ArmMock::requests)).
+    pub at: f64,
+    /// `RouteCreated`, `RouteReplaced`, `RouteDeleted` or `NicWritten`.
+    pub action: &'static str,
+    /// `<table id>/routes/<route name>` (lowercase) or the NIC's id.
+    pub subject: String,
+    /// A route's prefix and next hop; a NIC's `enableIPForwarding`.
+    pub detail: String,
+}
+
 #[derive(Debug)]
 struct Resource {
     json: Value,
@@ -111,6 +126,9 @@ pub struct World {
     interlopers: HashMap<String, u32>,
     /// Actions callers lack (by bearer token).
     grants: Grants,
+    /// The mock's clock starts here ([`Mutation::at`]).
+    pub(crate) started: Instant,
+    mutations: Vec<Mutation>,
 }
 
 fn key(id: &str) -> String {
@@ -142,6 +160,78 @@ impl World {
             cancel_next: 0,
             interlopers: HashMap::new(),
             grants: Grants::default(),
+            started: Instant::now(),
+            mutations: Vec::new(),
+        }
+    }
+
+    /// Every change accepted so far, in order.
+    pub fn mutations(&self) -> &[Mutation] {
+        &self.mutations
+    }
+
+    /// Log what writing `new` over `old` changes: each route of a table created, replaced
+    /// or deleted, or the NIC written.
+    pub(super) fn log_changes(&mut self, id: &str, old: Option<&Value>, new: &Value) {
+        let at = self.started.elapsed().as_secs_f64();
+        let is_table = new["type"]
+            .as_str()
+            .is_some_and(|t| t.eq_ignore_ascii_case("Microsoft.Network/routeTables"));
+        if !is_table {
+            let forwarding = &new["properties"]["enableIPForwarding"];
+            self.mutations.push(Mutation {
+                at,
+                action: "NicWritten",
+                subject: key(id),
+                detail: format!("enableIPForwarding={forwarding}"),
+            });
+            return;
+        }
+        let by_name = |t: Option<&Value>| -> BTreeMap<String, Value> {
+            t.and_then(|t| t["properties"]["routes"].as_array())
+                .map(|rs| {
+                    rs.iter()
+                        .filter_map(|r| {
+                            let name = r["name"].as_str()?.to_ascii_lowercase();
+                            Some((name, tables::strip_server_fields(r)))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let (before, after) = (by_name(old), by_name(Some(new)));
+        let detail = |r: &Value| {
+            let p = &r["properties"];
+            format!(
+                "{} -> {} {}",
+                p["addressPrefix"].as_str().unwrap_or_default(),
+                p["nextHopType"].as_str().unwrap_or_default(),
+                p["nextHopIpAddress"].as_str().unwrap_or_default()
+            )
+        };
+        let subject = |name: &str| format!("{}/routes/{name}", key(id));
+        for (name, route) in &after {
+            let action = match before.get(name) {
+                None => "RouteCreated",
+                Some(old) if old != route => "RouteReplaced",
+                Some(_) => continue,
+            };
+            self.mutations.push(Mutation {
+                at,
+                action,
+                subject: subject(name),
+                detail: detail(route),
+            });
+        }
+        for (name, route) in &before {
+            if !after.contains_key(name) {
+                self.mutations.push(Mutation {
+                    at,
+                    action: "RouteDeleted",
+                    subject: subject(name),
+                    detail: detail(route),
+                });
+            }
         }
     }
 

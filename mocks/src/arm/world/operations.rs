@@ -207,6 +207,7 @@ impl World {
         location: &str,
     ) -> Result<Accepted, ArmError> {
         let created = previous.is_none();
+        self.log_changes(id, previous.as_ref(), &json);
         let (op_id, _) = self.start_operation(id, previous);
         set_provisioning(&mut json, "Updating");
         self.resources.insert(

@@ -118,7 +118,7 @@ impl World {
 }
 
 /// Route fields the server owns; everything else is kept exactly as written.
-fn strip_server_fields(route: &Value) -> Value {
+pub(super) fn strip_server_fields(route: &Value) -> Value {
     let mut route = route.clone();
     if let Some(obj) = route.as_object_mut() {
         obj.remove("id");
