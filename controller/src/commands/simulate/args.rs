@@ -11,8 +11,11 @@ pub struct SimulateArgs {
     #[arg(long, value_enum, default_value_t = CloudKind::Aws)]
     pub cloud: CloudKind,
     /// Nodes in the generated cluster (4 with `--datapath`).
-    #[arg(long, default_value_t = 200,
-        default_value_if("datapath", clap::builder::ArgPredicate::IsPresent, Some("4")))]
+    #[arg(
+        long,
+        default_value_t = 200,
+        default_value_if("datapath", clap::builder::ArgPredicate::IsPresent, Some("4"))
+    )]
     pub nodes: u32,
     /// Managed route tables (one per availability zone / node subnet).
     #[arg(long, default_value_t = 2)]

@@ -8,6 +8,7 @@ mod aws;
 mod azure;
 mod cloud;
 mod cluster;
+mod datapath;
 mod kube_mode;
 mod plot;
 mod progress;
@@ -84,6 +85,9 @@ impl Work {
 }
 
 pub async fn simulate(args: SimulateArgs) -> anyhow::Result<i32> {
+    if args.datapath {
+        return datapath::simulate(args).await;
+    }
     args.validate()?;
     let mut cluster = SimCluster::generate(&args);
     let cloud: Box<dyn SimCloud> = match args.cloud {
