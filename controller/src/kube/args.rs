@@ -47,8 +47,9 @@ pub struct KubeArgs {
     /// Namespace of the Lease (the controller's own namespace).
     #[arg(long, env = "CNI_CLOUD_LEASE_NAMESPACE", default_value = "cni-cloud")]
     pub lease_namespace: String,
-    /// This replica's identity in the Lease (defaults to the pod name / hostname).
-    #[arg(long, env = "CNI_CLOUD_POD_NAME")]
+    /// This replica's identity in the Lease (defaults to the pod name / hostname). It is
+    /// also the Events' `reportingInstance`, which the API server caps at 128 bytes.
+    #[arg(long, env = "CNI_CLOUD_POD_NAME", value_parser = parse_identity)]
     pub identity: Option<String>,
     /// How long a leader's claim lasts without renewal.
     #[arg(long, env = "CNI_CLOUD_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
@@ -72,6 +73,22 @@ pub struct KubeArgs {
     /// Log format on stderr.
     #[arg(long, env = "CNI_CLOUD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+}
+
+/// The API server refuses an Event whose `reportingInstance` is longer than this.
+const IDENTITY_MAX_BYTES: usize = 128;
+
+fn parse_identity(s: &str) -> Result<String, String> {
+    if s.len() > IDENTITY_MAX_BYTES {
+        return Err(format!(
+            "{} bytes; at most {IDENTITY_MAX_BYTES} (it is every Event's reportingInstance)",
+            s.len()
+        ));
+    }
+    if s.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err("no whitespace or control characters".into());
+    }
+    Ok(s.to_owned())
 }
 
 impl KubeArgs {
@@ -104,6 +121,18 @@ mod tests {
     struct Cli {
         #[command(flatten)]
         kube: KubeArgs,
+    }
+
+    #[test]
+    fn an_identity_no_event_could_carry_is_refused() {
+        let ok = Cli::try_parse_from(["x", "--identity", &"a".repeat(128)]).unwrap();
+        assert_eq!(ok.kube.identity().len(), 128);
+        let long = Cli::try_parse_from(["x", "--identity", &"a".repeat(129)])
+            .err()
+            .expect("129 bytes refused")
+            .to_string();
+        assert!(long.contains("at most 128"), "{long}");
+        assert!(Cli::try_parse_from(["x", "--identity", "two words"]).is_err());
     }
 
     #[test]
