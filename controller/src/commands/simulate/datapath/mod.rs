@@ -9,6 +9,7 @@
 //! a kernel feature missing, bad flags, another lab running), 130 / 143 interrupted. Every
 //! way out removes what the lab made.
 
+mod checks;
 mod cloud;
 mod fabric;
 mod lab;

@@ -243,6 +243,8 @@ pub struct Stream {
 }
 
 pub const LOSS_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long one check waits for an answer.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub fn stream(icmp: &Icmp, dst: Ipv4Addr, every: Duration, stop: &AtomicBool) -> Stream {
     use std::collections::BTreeMap;

@@ -143,11 +143,10 @@ impl DatapathReport {
         let yes = |b: bool| if b { "ok" } else { "FAILED" };
         let _ = writeln!(
             o,
-            "data path lab    {} nodes over {} subnets, {} pods each, {} on {} ({} replicas, time scale ×{})",
+            "data path lab    {} nodes over {} subnets, {} pods each, the mock cloud on {} ({} replicas, time scale ×{})",
             self.nodes,
             self.subnets,
             self.pods_per_node,
-            "the mock cloud",
             self.cloud,
             self.replicas,
             self.time_scale

@@ -20,13 +20,14 @@ use cni_cloud_mocks::kube::{KubeMock, KubeMockConfig};
 use super::super::args::SimulateArgs;
 use super::super::replicas::{self, Replica, holder, signal};
 use super::Interrupted;
+use super::checks::{self, Pair, PodRef};
 use super::cloud::LabCloud;
 use super::fabric::{Applier, kernel_tables};
 use super::lab::{Lab, Ns};
 use super::node::{self, Installer, Paths, Pod};
-use super::plan::{INTERNET_NET, LabNode, POD_PORT, Plan, SERVICE_IP, host};
+use super::plan::{LabNode, POD_PORT, Plan, SERVICE_IP, host};
 use super::probe::{self, Answer, Icmp, Server};
-use super::report::{Check, DatapathReport, Failover, Removal, Reuse, quantiles};
+use super::report::{DatapathReport, Failover, Removal, Reuse, quantiles};
 use super::topology::{Topology, pod_name};
 use crate::kube::lease::LeaseTiming;
 
@@ -36,7 +37,6 @@ const MAX_PAIRS: usize = 2000;
 const STREAM_PAIRS: usize = 8;
 /// One probe per pair every this long (10/s).
 const STREAM_EVERY: Duration = Duration::from_millis(100);
-const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub struct Ctx {
     pub args: SimulateArgs,
@@ -184,7 +184,7 @@ pub fn sample<T: Clone>(items: &[T], k: usize, seed: u64) -> Vec<T> {
 }
 
 /// The pod pairs on different nodes, as (node, pod) indices.
-pub fn cross_pairs(nodes: usize, pods: usize) -> Vec<((usize, usize), (usize, usize))> {
+pub fn cross_pairs(nodes: usize, pods: usize) -> Vec<Pair> {
     let all: Vec<(usize, usize)> = (0..nodes)
         .flat_map(|n| (0..pods).map(move |p| (n, p)))
         .collect();
@@ -520,79 +520,24 @@ pub fn run(ctx: &Ctx, lab: &mut Lab) -> anyhow::Result<DatapathReport> {
         nodes_never_reached: never,
         ..DatapathReport::default()
     };
-    let internet = host(INTERNET_NET, 2);
-    let results: Vec<anyhow::Result<(u64, u64, Check, Check, Check)>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..count)
-            .flat_map(|a| (0..plan.pods_per_node as usize).map(move |k| (a, k)))
-            .map(|(a, k)| {
-                let mine: Vec<(Ipv4Addr, String)> = pairs
-                    .iter()
-                    .filter(|(src, _)| *src == (a, k))
-                    .map(|(_, (b, l))| (pods_meta[*b][*l].1, pods_meta[*b][*l].0.clone()))
-                    .collect();
-                let (name, _, ns) = pods_meta[a][k].clone();
-                let own = plan.nodes[a].address;
-                let other = plan.nodes[(a + 1) % count].address;
-                let id = 0x6000 + (a * plan.pods_per_node as usize + k) as u16;
-                s.spawn(move || -> anyhow::Result<(u64, u64, Check, Check, Check)> {
-                    ns.thread(move || -> anyhow::Result<(u64, u64, Check, Check, Check)> {
-                        let icmp = Icmp::open(id)?;
-                        let mut seq = 0u16;
-                        let mut ping = |dst| {
-                            seq = seq.wrapping_add(1);
-                            icmp.ping(dst, seq, PROBE_TIMEOUT)
-                        };
-                        let (mut tested, mut ok) = (0, 0);
-                        for (ip, want) in &mine {
-                            tested += 1;
-                            let icmp_ok = ping(*ip);
-                            let tcp_ok = probe::tcp_read(*ip, POD_PORT, PROBE_TIMEOUT)
-                                .is_some_and(|got| got == *want);
-                            ok += u64::from(icmp_ok && tcp_ok);
-                        }
-                        let mut to_node = Check::default();
-                        to_node.add(ping(own));
-                        to_node.add(ping(other));
-                        let mut hairpin = Check::default();
-                        if k == 0 {
-                            hairpin.add(
-                                probe::tcp_read(SERVICE_IP, POD_PORT, PROBE_TIMEOUT)
-                                    .is_some_and(|got| got == name),
-                            );
-                        }
-                        let mut masq = Check::default();
-                        masq.add(
-                            probe::tcp_read(internet, POD_PORT, PROBE_TIMEOUT)
-                                .is_some_and(|seen| seen == own.to_string()),
-                        );
-                        Ok((tested, ok, to_node, hairpin, masq))
-                    })?
-                    .join()
-                    .map_err(|_| anyhow::anyhow!("a probe thread panicked"))?
+    let refs: Vec<Vec<PodRef>> = pods_meta
+        .iter()
+        .map(|pods| {
+            (pods.iter())
+                .map(|(name, ip, ns)| PodRef {
+                    name: name.clone(),
+                    ip: *ip,
+                    ns: ns.clone(),
                 })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a probe thread panicked")))
-            })
-            .collect()
-    });
-    for r in results {
-        let (tested, ok, to_node, hairpin, masq) = r?;
-        report.pairs_tested += tested;
-        report.pairs_reachable += ok;
-        for (into, from) in [
-            (&mut report.pod_to_node, to_node),
-            (&mut report.hairpin, hairpin),
-            (&mut report.masquerade, masq),
-        ] {
-            into.tested += from.tested;
-            into.passed += from.passed;
-        }
-    }
+                .collect()
+        })
+        .collect();
+    let found = checks::run(plan, &refs, &pairs)?;
+    report.pairs_tested = found.pairs.tested;
+    report.pairs_reachable = found.pairs.passed;
+    report.pod_to_node = found.to_node;
+    report.hairpin = found.hairpin;
+    report.masquerade = found.masquerade;
     ctx.check()?;
 
     // Removal: the last node leaves Kubernetes; its machine and pods keep running, so only
