@@ -11,9 +11,31 @@ use serde_json::Value;
 
 use super::credential::TokenProvider;
 use super::models::{AsyncOperationView, ErrorEnvelope};
+use crate::fence::WriteFence;
 use crate::pacing::{ARM_READS, ARM_WRITES, Pacer, PacingConfig};
 use crate::retry::{self, RetryPolicy};
 use crate::{ApiCounters, CloudError, ErrorKind};
+
+/// The first look at a running operation, in cloud time: about what a route table or NIC
+/// write takes. ARM's `Retry-After` on an accepted write is a fixed hint (10 s for
+/// Microsoft.Network) whatever the operation has left, so sleeping it first makes every
+/// shorter write look as long as the hint.
+pub const LRO_FIRST_POLL: Duration = Duration::from_millis(1500);
+/// Each later wait is this much longer than the one before…
+pub const LRO_POLL_GROWTH: f64 = 1.5;
+/// …up to ARM's latest `Retry-After`, or this without one (cloud time).
+pub const LRO_POLL_MAX: Duration = Duration::from_secs(10);
+
+/// The wait before look number `n` (from 0) at a running operation, in cloud time: a short
+/// first look, then growing waits, never longer than `hint` (ARM's `Retry-After`, an upper
+/// bound) or [`LRO_POLL_MAX`] without one. Looks at 1.5, 3.75, 7.1, 12.2… s: an operation
+/// of D seconds is seen done by about 1.25 D (a 3 s one at 3.75 s, not 10).
+pub fn lro_poll_delay(n: u32, hint: Option<Duration>) -> Duration {
+    let cap = hint.filter(|h| !h.is_zero()).unwrap_or(LRO_POLL_MAX);
+    // Capped before the power: past the cap it no longer grows anyway.
+    let grown = LRO_FIRST_POLL.mul_f64(LRO_POLL_GROWTH.powi(n.min(16) as i32));
+    grown.min(cap)
+}
 
 /// An ARM JSON document (a response body, or one item of a list) as a typed view.
 pub fn parse_value<T: DeserializeOwned>(value: &Value, what: &str) -> Result<T, CloudError> {
@@ -312,8 +334,15 @@ impl ArmClient {
         .await
     }
 
-    /// Follow a write's long-running operation to its end, polling no faster than ARM's
-    /// `Retry-After` asks. A write without an operation header finished synchronously.
+    /// Follow a write's long-running operation to its end. A write without an operation
+    /// header finished synchronously. Looks come on [`lro_poll_delay`]'s schedule: a first
+    /// one after about a typical write, then growing waits, none longer than ARM's latest
+    /// `Retry-After` (an upper bound, not the time left).
+    ///
+    /// Within the write fence: no look is sent, nor awaited, past `fence`'s deadline (read
+    /// afresh before each, so a renewed lease carries on). A write followed that far is
+    /// abandoned with a `Fenced` error: it was accepted, its outcome is unknown, the next
+    /// leader's pass decides afresh.
     ///
     /// The operation-status URL (`…/providers/Microsoft.Network/locations/<l>/operations/<id>`)
     /// lies outside the resources an identity may be scoped to, and ARM may refuse it (403)
@@ -325,6 +354,7 @@ impl ArmClient {
         op: &'static str,
         accepted: &ArmResponse,
         resource: WrittenResource<'_>,
+        fence: &dyn WriteFence,
     ) -> Result<LroOutcome, CloudError> {
         let Some(url) = accepted.async_operation.clone() else {
             return Ok(LroOutcome::Succeeded);
@@ -338,12 +368,14 @@ impl ArmClient {
             ));
         }
         let deadline = tokio::time::Instant::now() + self.lro_timeout;
-        let mut fallback = self.wall(Duration::from_secs(1));
-        let mut wait = accepted.retry_after;
+        // ARM's latest `Retry-After`, in cloud time: the longest any wait may be.
+        let mut hint = accepted.retry_after.map(|h| h.mul_f64(self.time_scale));
+        let mut looks = 0u32;
         loop {
-            let delay = wait.unwrap_or(fallback);
-            fallback = (fallback * 2).min(self.wall(Duration::from_secs(10)));
-            if tokio::time::Instant::now() + delay > deadline {
+            let delay = self.wall(lro_poll_delay(looks, hint));
+            looks = looks.saturating_add(1);
+            let wake = tokio::time::Instant::now() + delay;
+            if wake > deadline {
                 return Err(CloudError::new(
                     ErrorKind::Transient,
                     "OperationTimeout",
@@ -353,27 +385,49 @@ impl ArmClient {
                     ),
                 ));
             }
-            tokio::time::sleep(delay).await;
-            let poll = if self.polling_refused.load(Ordering::Relaxed) {
-                self.poll_resource(resource).await?
-            } else {
-                match self.poll_operation(op, &url).await {
-                    Err(e) if e.http_status == Some(403) => {
-                        if !self.polling_refused.swap(true, Ordering::Relaxed) {
-                            tracing::warn!(
-                                code = %e.code,
-                                "ARM refused reading the operation status ({op}); following writes through their resources' provisioningState from now on"
-                            );
-                        }
-                        self.poll_resource(resource).await?
+            sleep_fenced(wake, fence).await?;
+            let poll = crate::fence::within(fence, op, self.poll(op, &url, resource))
+                .await
+                .map_err(|e| {
+                    if e.kind == ErrorKind::Fenced {
+                        abandoned()
+                    } else {
+                        e
                     }
-                    other => other?,
-                }
-            };
+                })?;
             match poll {
                 Poll::Done(outcome) => return Ok(outcome),
-                Poll::Running(retry_after) => wait = retry_after,
+                Poll::Running(retry_after) => {
+                    if let Some(h) = retry_after {
+                        hint = Some(h.mul_f64(self.time_scale));
+                    }
+                }
             }
+        }
+    }
+
+    /// One look at a running write: its operation status, or (once ARM refused that) its
+    /// resource's `provisioningState`.
+    async fn poll(
+        &self,
+        op: &'static str,
+        url: &str,
+        resource: WrittenResource<'_>,
+    ) -> Result<Poll, CloudError> {
+        if self.polling_refused.load(Ordering::Relaxed) {
+            return self.poll_resource(resource).await;
+        }
+        match self.poll_operation(op, url).await {
+            Err(e) if e.http_status == Some(403) => {
+                if !self.polling_refused.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        code = %e.code,
+                        "ARM refused reading the operation status ({op}); following writes through their resources' provisioningState from now on"
+                    );
+                }
+                self.poll_resource(resource).await
+            }
+            other => other,
         }
     }
 
@@ -429,9 +483,58 @@ impl ArmClient {
     }
 }
 
+/// A write followed to the write fence: accepted, its outcome unknown.
+fn abandoned() -> CloudError {
+    CloudError::new(
+        ErrorKind::Fenced,
+        "WriteFenced",
+        "stopped following an accepted write at the write fence (the leader lease could lapse); its outcome is unknown",
+    )
+}
+
+/// Sleep until `wake`, but not past the fence's deadline (re-read each time it is reached:
+/// a renewed lease moves it). `Err` when the fence closes first.
+async fn sleep_fenced(
+    wake: tokio::time::Instant,
+    fence: &dyn WriteFence,
+) -> Result<(), CloudError> {
+    loop {
+        let Some(deadline) = fence.deadline().map(tokio::time::Instant::from_std) else {
+            return Err(abandoned());
+        };
+        if wake < deadline {
+            tokio::time::sleep_until(wake).await;
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(abandoned());
+        }
+        tokio::time::sleep_until(deadline).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lro_polls_start_short_and_grow_up_to_the_retry_after_hint() {
+        let secs =
+            |n, hint: Option<u64>| lro_poll_delay(n, hint.map(Duration::from_secs)).as_secs_f64();
+        // ARM's fixed 10 s hint is an upper bound, not the first wait.
+        assert_eq!(secs(0, Some(10)), 1.5);
+        assert_eq!(secs(1, Some(10)), 2.25);
+        assert_eq!(secs(2, Some(10)), 3.375);
+        assert_eq!(secs(6, Some(10)), 10.0);
+        assert_eq!(secs(u32::MAX, Some(10)), 10.0);
+        // A shorter hint caps every wait; none (or 0) falls back to LRO_POLL_MAX.
+        assert_eq!(secs(0, Some(1)), 1.0);
+        assert_eq!(secs(9, None), 10.0);
+        assert_eq!(secs(0, Some(0)), 1.5);
+        // A 3 s operation is seen done at the second look (1.5 + 2.25 = 3.75 s).
+        let seen: f64 = (0..2).map(|n| secs(n, Some(10))).sum();
+        assert!((3.0..5.0).contains(&seen), "{seen}");
+    }
 
     #[test]
     fn arm_errors_are_classified() {

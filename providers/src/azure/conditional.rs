@@ -78,7 +78,10 @@ where
             .await;
         match put {
             Ok(accepted) => {
-                return match arm.wait(OP_OPERATION_READ, &accepted, resource).await? {
+                return match arm
+                    .wait(OP_OPERATION_READ, &accepted, resource, fence)
+                    .await?
+                {
                     LroOutcome::Succeeded => Ok(then),
                     LroOutcome::Failed(err) => Err(err),
                 };

@@ -19,6 +19,8 @@ pub mod config;
 pub mod credential;
 mod forwarding;
 pub mod ids;
+#[cfg(test)]
+mod lro_tests;
 pub mod merge;
 pub mod models;
 pub mod naming;
