@@ -28,7 +28,7 @@ pub const LRO_POLL_MAX: Duration = Duration::from_secs(10);
 
 /// The wait before look number `n` (from 0) at a running operation, in cloud time: a short
 /// first look, then growing waits, never longer than `hint` (ARM's `Retry-After`, an upper
-/// bound) or [`LRO_POLL_MAX`] without one. Looks at 1.5, 3.75, 7.1, 12.2… s: an operation
+/// bound) or [`LRO_POLL_MAX`] without one. Waits of 1.5, 2.25, 3.4, 5.1… s: an operation
 /// of D seconds is seen done by about 1.25 D (a 3 s one at 3.75 s, not 10).
 pub fn lro_poll_delay(n: u32, hint: Option<Duration>) -> Duration {
     let cap = hint.filter(|h| !h.is_zero()).unwrap_or(LRO_POLL_MAX);
@@ -337,7 +337,9 @@ impl ArmClient {
     /// Follow a write's long-running operation to its end. A write without an operation
     /// header finished synchronously. Looks come on [`lro_poll_delay`]'s schedule: a first
     /// one after about a typical write, then growing waits, none longer than ARM's latest
-    /// `Retry-After` (an upper bound, not the time left).
+    /// `Retry-After` (an upper bound, not the time left); and one is made whenever that
+    /// hint comes due (acceptance + 10 s, …), so a write is never seen done later than by
+    /// sleeping the hint. ARM's fixed 10 s: looks at 1.5, 3.75, 7.1, 10, 17.6, 20, 30 s, …
     ///
     /// Within the write fence: no look is sent, nor awaited, past `fence`'s deadline (read
     /// afresh before each, so a renewed lease carries on). A write followed that far is
@@ -370,11 +372,21 @@ impl ArmClient {
         let deadline = tokio::time::Instant::now() + self.lro_timeout;
         // ARM's latest `Retry-After`, in cloud time: the longest any wait may be.
         let mut hint = accepted.retry_after.map(|h| h.mul_f64(self.time_scale));
+        // When ARM asked to be asked again (acceptance + hint, then a hint after each look
+        // made at or past it): a look is due then at the latest, so no write is seen done
+        // later than sleeping every hint would see it.
+        let mut due = accepted
+            .retry_after
+            .map(|h| tokio::time::Instant::now() + h);
         let mut looks = 0u32;
         loop {
-            let delay = self.wall(lro_poll_delay(looks, hint));
+            let now = tokio::time::Instant::now();
+            let mut delay = self.wall(lro_poll_delay(looks, hint));
+            if let Some(due) = due {
+                delay = delay.min(due.saturating_duration_since(now));
+            }
             looks = looks.saturating_add(1);
-            let wake = tokio::time::Instant::now() + delay;
+            let wake = now + delay;
             if wake > deadline {
                 return Err(CloudError::new(
                     ErrorKind::Transient,
@@ -400,6 +412,11 @@ impl ArmClient {
                 Poll::Running(retry_after) => {
                     if let Some(h) = retry_after {
                         hint = Some(h.mul_f64(self.time_scale));
+                        let now = tokio::time::Instant::now();
+                        due = Some(match due {
+                            Some(d) if d > now => d.min(now + h),
+                            _ => now + h,
+                        });
                     }
                 }
             }

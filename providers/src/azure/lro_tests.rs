@@ -77,8 +77,25 @@ async fn a_3s_write_with_a_10s_retry_after_is_seen_done_in_well_under_10s() {
 }
 
 #[tokio::test]
+async fn an_operation_as_long_as_the_hint_is_seen_done_when_the_hint_comes_due() {
+    // 10 s: looks at 1.5, 3.75, 7.1 and 10 (the hint), not 12.2 (the grown schedule).
+    let (mock, _server, provider, table) = setup(Duration::from_secs(10)).await;
+    let started = Instant::now();
+    let out = provider.apply(&table, &changes()).await;
+    let took = cloud_secs(started.elapsed());
+    assert!(out.iter().all(|o| o.result.is_ok()), "{out:?}");
+    assert!((10.0..11.5).contains(&took), "{took:.2} cloud s");
+    let polls = looks(&mock);
+    assert!(
+        (3..=5).contains(&polls),
+        "{polls} looks at a 10 s operation"
+    );
+}
+
+#[tokio::test]
 async fn an_operation_longer_than_the_hint_is_polled_no_slower_than_the_hint() {
-    // 25 s: looks at 1.5, 3.75, 7.1, 12.2, then every 10 s (the hint caps the growth).
+    // 25 s: looks at 1.5, 3.75, 7.1, then when the hint comes due (10 s), 17.6, 20 and
+    // 30: seen done no later than sleeping the hint each time would.
     let (mock, _server, provider, table) = setup(Duration::from_secs(25)).await;
     let started = Instant::now();
     let out = provider.apply(&table, &changes()).await;
