@@ -106,6 +106,9 @@ pub struct DatapathReport {
     /// Node joined (Node created with its podCIDR) → first echo answered by a pod on it
     /// from a pod on another node (wall seconds).
     pub reachability_seconds: Option<Quantiles>,
+    /// Node joined → its podCIDR in every fabric table (the cloud's tables as a describe
+    /// sees them), polled every 50 ms (wall seconds).
+    pub routed_seconds: Option<Quantiles>,
     pub nodes_never_reached: u64,
     pub removal: Option<Removal>,
     pub reuse: Option<Reuse>,
@@ -174,6 +177,13 @@ impl DatapathReport {
             None => {
                 let _ = writeln!(o, "reachability     no node reached");
             }
+        }
+        if let Some(q) = &self.routed_seconds {
+            let _ = writeln!(
+                o,
+                "routed           p50 {:.2} s, p99 {:.2} s (Node created → its podCIDR in every fabric table)",
+                q.p50, q.p99
+            );
         }
         if let Some(r) = &self.removal {
             let _ = writeln!(

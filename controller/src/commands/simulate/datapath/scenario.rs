@@ -326,6 +326,9 @@ pub fn run(ctx: &Ctx, lab: &mut Lab) -> anyhow::Result<DatapathReport> {
     let mut streams: Vec<JoinHandle<probe::Stream>> = Vec::new();
 
     let failed = Arc::new(AtomicBool::new(false));
+    // When each node's podCIDR was first in every fabric table (the controller's share of
+    // the reachability time; the rest is the node's installer and its pods starting).
+    let mut routed_at: Vec<Option<Instant>> = vec![None; count];
     let ups: Vec<anyhow::Result<NodeUp>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..count)
             .map(|i| {
@@ -381,12 +384,12 @@ pub fn run(ctx: &Ctx, lab: &mut Lab) -> anyhow::Result<DatapathReport> {
         let monitor = (|| -> anyhow::Result<()> {
             loop {
                 ctx.check()?;
-                let share = plan
-                    .nodes
-                    .iter()
-                    .filter(|n| applier.routed_everywhere(&n.pod_cidr))
-                    .count() as f64
-                    / count as f64;
+                for (n, at) in plan.nodes.iter().zip(routed_at.iter_mut()) {
+                    if at.is_none() && applier.routed_everywhere(&n.pod_cidr) {
+                        *at = Some(Instant::now());
+                    }
+                }
+                let share = routed_at.iter().filter(|a| a.is_some()).count() as f64 / count as f64;
                 if let (Some((kind, f)), None) = (blow, landed)
                     && share >= f
                     && let Some(leader) = holder(&ctx.kube)
@@ -517,6 +520,11 @@ pub fn run(ctx: &Ctx, lab: &mut Lab) -> anyhow::Result<DatapathReport> {
         replicas: u64::from(args.replicas),
         time_scale: args.time_scale,
         reachability_seconds: quantiles(&reach),
+        routed_seconds: quantiles(
+            &(routed_at.iter().zip(&joined))
+                .filter_map(|(at, j)| Some(at.as_ref()?.duration_since(*j).as_secs_f64()))
+                .collect::<Vec<_>>(),
+        ),
         nodes_never_reached: never,
         ..DatapathReport::default()
     };
