@@ -5,6 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use bytes::Bytes;
+use http::HeaderMap;
+use http_body_util::{BodyExt, Full};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -12,6 +15,7 @@ use serde_json::Value;
 use super::credential::TokenProvider;
 use super::models::{AsyncOperationView, ErrorEnvelope};
 use crate::fence::WriteFence;
+use crate::fence::socket::{GatedClient, WriteGate, gated_client};
 use crate::pacing::{ARM_READS, ARM_WRITES, Pacer, PacingConfig};
 use crate::retry::{self, RetryPolicy};
 use crate::{ApiCounters, CloudError, ErrorKind};
@@ -65,8 +69,16 @@ impl ArmResponse {
     }
 }
 
+const USER_AGENT: &str = concat!("cni-cloud/", env!("CARGO_PKG_VERSION"));
+
 pub struct ArmClient {
+    /// Reads.
     http: reqwest::Client,
+    /// Writes: its sockets write only while `gate` is open (see `fence::socket`), armed
+    /// from the write's fence before every attempt.
+    writer: GatedClient<Full<Bytes>>,
+    gate: WriteGate,
+    request_timeout: Duration,
     base: String,
     tokens: Arc<dyn TokenProvider>,
     reads: Pacer,
@@ -137,11 +149,22 @@ impl ArmClient {
     ) -> Result<Self, CloudError> {
         let http = reqwest::Client::builder()
             .timeout(request_timeout)
-            .user_agent(concat!("cni-cloud/", env!("CARGO_PKG_VERSION")))
+            .user_agent(USER_AGENT)
             .build()
             .map_err(|e| CloudError::new(ErrorKind::Permanent, "HttpClient", e.to_string()))?;
+        let gate = WriteGate::default();
+        let writer = gated_client(gate.clone(), request_timeout).map_err(|e| {
+            CloudError::new(
+                ErrorKind::Permanent,
+                "TlsRoots",
+                format!("loading the system's TLS roots: {e}"),
+            )
+        })?;
         Ok(ArmClient {
             http,
+            writer,
+            gate,
+            request_timeout,
             base: base.trim_end_matches('/').to_owned(),
             tokens,
             reads: Pacer::new("arm-reads", ARM_READS, pacing),
@@ -167,7 +190,7 @@ impl ArmClient {
         format!("{}{path}?api-version={api_version}", self.base)
     }
 
-    fn retry_after(&self, headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    fn retry_after(&self, headers: &HeaderMap) -> Option<Duration> {
         let secs: u64 = headers
             .get(reqwest::header::RETRY_AFTER)?
             .to_str()
@@ -181,6 +204,7 @@ impl ArmClient {
         Some(self.wall(cloud))
     }
 
+    /// One exchange: reads through the plain client, writes through the gated one.
     async fn send_once(
         &self,
         method: Method,
@@ -189,35 +213,13 @@ impl ArmClient {
         if_match: Option<&str>,
     ) -> Result<ArmResponse, CloudError> {
         let token = self.tokens.token().await?;
-        let mut req = self
-            .http
-            .request(method, url)
-            .header(reqwest::header::AUTHORIZATION, token.header_value());
-        if let Some(tag) = if_match {
-            req = req.header(reqwest::header::IF_MATCH, tag);
-        }
-        if let Some(body) = body {
-            req = req.json(body);
-        }
-        let resp = req.send().await.map_err(|e| {
-            let code = if e.is_timeout() {
-                "Timeout"
-            } else {
-                "Connection"
-            };
-            // reqwest's error text names the URL, never the headers.
-            CloudError::new(ErrorKind::Transient, code, e.without_url().to_string())
-        })?;
-        let status = resp.status();
-        let headers = resp.headers().clone();
+        let (status, headers, bytes) = if method == Method::GET {
+            self.read_exchange(url, &token.header_value()).await?
+        } else {
+            self.write_exchange(method, url, &token.header_value(), body, if_match)
+                .await?
+        };
         let retry_after = self.retry_after(&headers);
-        let bytes = resp.bytes().await.map_err(|e| {
-            CloudError::new(
-                ErrorKind::Transient,
-                "Connection",
-                e.without_url().to_string(),
-            )
-        })?;
         if status.is_success() {
             let body = if bytes.is_empty() {
                 Value::Null
@@ -258,6 +260,88 @@ impl ArmClient {
         Err(CloudError::new(kind, code, message)
             .with_status(status.as_u16())
             .with_retry_after(retry_after))
+    }
+
+    async fn read_exchange(
+        &self,
+        url: &str,
+        authorization: &str,
+    ) -> Result<(StatusCode, HeaderMap, Bytes), CloudError> {
+        let resp = self
+            .http
+            .get(url)
+            .header(reqwest::header::AUTHORIZATION, authorization)
+            .send()
+            .await
+            .map_err(|e| {
+                let code = if e.is_timeout() {
+                    "Timeout"
+                } else {
+                    "Connection"
+                };
+                // reqwest's error text names the URL, never the headers.
+                CloudError::new(ErrorKind::Transient, code, e.without_url().to_string())
+            })?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.map_err(|e| {
+            CloudError::new(
+                ErrorKind::Transient,
+                "Connection",
+                e.without_url().to_string(),
+            )
+        })?;
+        Ok((status, headers, bytes))
+    }
+
+    async fn write_exchange(
+        &self,
+        method: Method,
+        url: &str,
+        authorization: &str,
+        body: Option<&Value>,
+        if_match: Option<&str>,
+    ) -> Result<(StatusCode, HeaderMap, Bytes), CloudError> {
+        let mut req = http::Request::builder()
+            .method(method)
+            .uri(url)
+            .header(http::header::AUTHORIZATION, authorization)
+            .header(http::header::USER_AGENT, USER_AGENT);
+        if let Some(tag) = if_match {
+            req = req.header(http::header::IF_MATCH, tag);
+        }
+        let payload = match body {
+            Some(body) => {
+                req = req.header(http::header::CONTENT_TYPE, "application/json");
+                Bytes::from(serde_json::to_vec(body).map_err(|e| {
+                    CloudError::new(ErrorKind::Permanent, "InvalidRequest", e.to_string())
+                })?)
+            }
+            None => Bytes::new(),
+        };
+        let req = req
+            .body(Full::new(payload))
+            .map_err(|e| CloudError::new(ErrorKind::Permanent, "InvalidRequest", e.to_string()))?;
+        let exchange = async {
+            let resp = self.writer.request(req).await?;
+            let (parts, body) = resp.into_parts();
+            let bytes = body.collect().await?.to_bytes();
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>((parts.status, parts.headers, bytes))
+        };
+        match tokio::time::timeout(self.request_timeout, exchange).await {
+            Ok(Ok(answer)) => Ok(answer),
+            // hyper's error text names neither the URL nor the headers.
+            Ok(Err(e)) => Err(CloudError::new(
+                ErrorKind::Transient,
+                "Connection",
+                error_chain(e.as_ref()),
+            )),
+            Err(_) => Err(CloudError::new(
+                ErrorKind::Transient,
+                "Timeout",
+                format!("no answer within {:?}", self.request_timeout),
+            )),
+        }
     }
 
     /// GET `path` (or an absolute URL on the same endpoint), paced as a read.
@@ -329,6 +413,7 @@ impl ArmClient {
     ) -> Result<ArmResponse, CloudError> {
         let url = self.url(path, api_version);
         retry::call_fenced(&self.writes, &self.retry, &self.counters, op, fence, || {
+            self.gate.arm(fence.deadline());
             self.send_once(Method::PUT, &url, Some(body), if_match)
         })
         .await
@@ -498,6 +583,18 @@ impl ArmClient {
             Some(_) => Poll::Running(None),
         })
     }
+}
+
+/// An error and its sources, one line (hyper's top-level text alone says little).
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 /// A write followed to the write fence: accepted, its outcome unknown.

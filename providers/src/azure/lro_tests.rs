@@ -156,3 +156,63 @@ async fn no_look_at_a_running_write_is_sent_past_the_write_fence() {
     assert!(out.iter().all(|o| o.result.is_ok()), "{out:?}");
     assert_eq!(mock.world().routes(&table.0).len(), 3);
 }
+
+/// A process stopped between the fence's check and the socket write: the deadline the
+/// table PUT's write gate is armed with has passed, while the check around the attempt
+/// (asked next) still sees time left — as it did before the pause.
+struct StoppedBetweenCheckAndWrite(std::sync::atomic::AtomicU32);
+
+impl WriteFence for StoppedBetweenCheckAndWrite {
+    fn deadline(&self) -> Option<Instant> {
+        let now = Instant::now();
+        match self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+            0 => Some(now - Duration::from_millis(1)),
+            _ => Some(now + Duration::from_secs(30)),
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_socket_refuses_a_put_whose_deadline_passed_after_the_check() {
+    let mock = ArmMock::new(ArmConfig {
+        time_scale: SCALE,
+        lro_duration: Duration::from_secs(1),
+        ..ArmConfig::default()
+    })
+    .unwrap();
+    let table = mock
+        .world()
+        .add_route_table(SUB, "k8s", "rt", "westeurope", vec![]);
+    let server = mock.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let mut config = AzureConfig::new(SUB, vec![table.clone()], "gate");
+    config.endpoint = server.url();
+    config.pacing = PacingConfig {
+        share: 1.0,
+        time_scale: SCALE,
+    };
+    config.retry.max_attempts = 1;
+    let provider = AzureProvider::new(config, Arc::new(StaticToken::new("t"))).unwrap();
+    let table = TableId(table);
+    let puts = |mock: &ArmMock| {
+        (mock.requests().iter())
+            .filter(|r| r.method == "PUT")
+            .count()
+    };
+
+    let fence = StoppedBetweenCheckAndWrite(Default::default());
+    let out = provider.apply_fenced(&table, &changes(), &fence).await;
+    let err = out[0].result.as_ref().expect_err("refused at the socket");
+    assert_ne!(
+        err.kind,
+        ErrorKind::Fenced,
+        "the check around the attempt let it through; the socket must be what refused: {err}"
+    );
+    assert_eq!(puts(&mock), 0, "no byte of the PUT reached ARM");
+    assert!(mock.world().routes(&table.0).is_empty());
+
+    // The same client writes again once its fence is open.
+    let out = provider.apply(&table, &changes()).await;
+    assert!(out.iter().all(|o| o.result.is_ok()), "{out:?}");
+    assert_eq!(puts(&mock), 1);
+    assert_eq!(mock.world().routes(&table.0).len(), 3);
+}
