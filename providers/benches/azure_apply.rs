@@ -1,8 +1,8 @@
 //! 400 nodes' routes into one empty Azure route table, against the mock ARM with cloud
 //! time running 100× faster (a 10 s long-running operation takes 100 ms of wall time).
 //!
-//! - `one_put`: cni-cloud: one GET, one conditional PUT with all 400 routes, LRO polls
-//!   honouring `Retry-After`. Expected: ≈ one LRO duration.
+//! - `one_put`: cni-cloud: one GET, one conditional PUT with all 400 routes, LRO looks on
+//!   a growing schedule capped by `Retry-After`. Expected: ≈ one LRO duration.
 //! - `upstream_design`: the same PUT wrapped in the upstream cloud-provider-azure timing
 //!   (wait for the 30 s reconcile tick, PUT, then the 30 s sleep under the lock), run
 //!   side by side at the same time scale: ≥ 60 s of cloud time per batch.
