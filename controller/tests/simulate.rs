@@ -359,7 +359,8 @@ fn azure_kube_mode_a_paused_leader_writes_nothing_after_its_successor() {
 
 #[test]
 fn azure_kube_mode_hostile_world_all_at_once() {
-    let (r, err) = hostile_on("azure", 60, 2, &["--hostile"]);
+    // Lookups expire every 5 cloud s, so the read faults after convergence hit them too.
+    let (r, err) = hostile_on("azure", 60, 2, &["--hostile", "--discovery-ttl", "5"]);
     assert!(u(&r, "leader_pauses") >= 1, "{r}");
     assert!(u(&r, "leader_kills") >= 1, "{r}");
     assert!(u(&r, "leader_changes") >= 3, "{r}");
@@ -367,6 +368,15 @@ fn azure_kube_mode_hostile_world_all_at_once() {
     assert!(u(&r, "node_updates") > 0, "{r}");
     assert_eq!(u(&r, "nodes_joined"), 6, "{r}");
     assert_eq!(u(&r["readiness_seconds"], "nodes"), 6, "{r}");
+    assert_read_faults_seen_and_no_flip(&r);
+}
+
+/// `--hostile` ends with reads failing for three resync periods: they happened, and no Node
+/// whose route stayed present changed its condition on the mock API.
+fn assert_read_faults_seen_and_no_flip(r: &Value) {
+    assert!(u(r, "read_faults_injected") > 0, "{r}");
+    assert!(u(r, "read_fault_passes") >= 2, "{r}");
+    assert_eq!(u(r, "condition_flips"), 0, "{r}");
 }
 
 #[test]
@@ -433,7 +443,7 @@ fn kube_mode_joining_nodes_become_ready_with_their_route_in_place() {
 
 #[test]
 fn kube_mode_hostile_world_all_at_once() {
-    let r = hostile(60, &["--hostile"]);
+    let r = hostile(60, &["--hostile", "--discovery-ttl", "5"]);
     assert!(u(&r, "leader_pauses") >= 1, "{r}");
     assert!(u(&r, "leader_kills") >= 1, "{r}");
     assert!(u(&r, "leader_changes") >= 3, "{r}");
@@ -441,6 +451,7 @@ fn kube_mode_hostile_world_all_at_once() {
     assert!(u(&r, "node_updates") > 0, "{r}");
     assert_eq!(u(&r, "nodes_joined"), 6, "{r}");
     assert_eq!(u(&r["readiness_seconds"], "nodes"), 6, "{r}");
+    assert_read_faults_seen_and_no_flip(&r);
     let (code, _, err) = simulate(&["--hostile"]);
     assert_ne!(code, 0, "--hostile needs --kube");
     assert!(err.contains("--kube"), "{err}");

@@ -101,6 +101,11 @@ pub struct CloudArgs {
     /// …and more than this many routes, unless the node list is complete.
     #[arg(long, env = "CNI_CLOUD_GUARD_MIN", default_value_t = 5)]
     pub guard_min: usize,
+    /// How long discovered route tables and node → interface lookups are trusted before
+    /// they are read again (each node's entry expires at its own 0.75–1.25 × this, so
+    /// refreshes spread out). Shorter: a replaced instance is found sooner, at more reads.
+    #[arg(long, env = "CNI_CLOUD_DISCOVERY_TTL", default_value = "10m", value_parser = crate::kube::args::parse_duration)]
+    pub discovery_ttl: std::time::Duration,
 }
 
 impl CloudArgs {
@@ -110,6 +115,7 @@ impl CloudArgs {
             guard_share: self.guard_share,
             guard_min: self.guard_min,
             dry_run,
+            discovery_ttl: self.discovery_ttl,
             ..Default::default()
         };
         config.validate().map_err(anyhow::Error::msg)?;

@@ -23,7 +23,7 @@ use super::cloud::{Judgement, Sent, SimCloud};
 use super::cluster::SimCluster;
 use super::progress::Progress;
 use super::replicas::{holder, rbac, signal, spawn};
-use super::report::{Inspection, KubeSummary, Readiness};
+use super::report::{Inspection, KubeSummary, ReadFaults, Readiness};
 use crate::kube::lease::LeaseTiming;
 
 /// What the leaders go through, in order.
@@ -44,6 +44,8 @@ struct Hostile {
     updates_per_second: f64,
     /// Joins per wall second (how many: [`hostile_joins`]).
     join_rate: f64,
+    /// Share of reads failed after convergence ([`read_fault_phase`]).
+    read_faults: f64,
 }
 
 impl Hostile {
@@ -81,6 +83,7 @@ impl Hostile {
             updates_per_second: or(args.hostile_world.node_updates_per_second, 50.0)
                 * args.time_scale,
             join_rate: or(args.hostile_world.join_rate, 2.0) * args.time_scale,
+            read_faults: or(args.read_faults, 0.2),
         })
     }
 }
@@ -257,8 +260,69 @@ fn condition_correct(
     c["status"] == want.0 && c["reason"] == want.1
 }
 
+/// Resync periods the replicas run with reads failing.
+const READ_FAULT_PERIODS: u32 = 3;
+
+/// A Node's NetworkUnavailable as written: status and last transition. A flip and back
+/// still moves the transition time, so comparing the first and every later look misses
+/// none.
+fn network_condition(kube: &KubeMock, name: &str) -> Option<(String, String)> {
+    let node = kube.node(name)?;
+    let c = node["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == crate::kube::status::CONDITION)?
+        .clone();
+    Some((
+        c["status"].as_str().unwrap_or_default().to_owned(),
+        c["lastTransitionTime"].as_str().unwrap_or_default().to_owned(),
+    ))
+}
+
+/// `--read-faults` (and `--hostile`): after convergence, the mock cloud fails this share of
+/// reads for a few of the replicas' resync periods; every node routed at the start is
+/// watched on the mock API, and any change of its condition is a flip.
+async fn read_fault_phase(
+    kube: &KubeMock,
+    cluster: &SimCluster,
+    sim: &dyn SimCloud,
+    args: &SimulateArgs,
+    rate: f64,
+) -> ReadFaults {
+    let judged = sim.judge(cluster);
+    let watched: Vec<(&str, Option<(String, String)>)> = (cluster.nodes.iter())
+        .zip(&judged.routed)
+        .filter(|(_, routed)| **routed)
+        .map(|(n, _)| (n.node.name.as_str(), network_condition(kube, &n.node.name)))
+        .collect();
+    let (injected, lists) = (sim.faults_injected(), sim.list_calls());
+    let window = Duration::from_secs(60).div_f64(args.time_scale) * READ_FAULT_PERIODS;
+    let until = Instant::now() + window;
+    sim.set_read_faults(rate);
+    let mut flipped = BTreeSet::new();
+    loop {
+        for (name, first) in &watched {
+            if network_condition(kube, name) != *first {
+                flipped.insert(*name);
+            }
+        }
+        if Instant::now() >= until {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    sim.set_read_faults(0.0);
+    ReadFaults {
+        // Listings of every table, retries included: about the passes that ran.
+        read_fault_passes: (sim.list_calls() - lists) / u64::from(args.tables.max(1)),
+        read_faults_injected: sim.faults_injected() - injected,
+        condition_flips: flipped.len() as u64,
+    }
+}
+
 pub struct KubeOutcome {
     pub converged: bool,
+    pub read_faults: Option<ReadFaults>,
     pub seconds: f64,
     pub mutating_first: u64,
     pub summary: KubeSummary,
@@ -337,7 +401,7 @@ pub async fn run(
     let mut kill: Option<(u128, f64)> = None; // (wall ms, mock clock seconds)
     let mut seconds = None;
     let mut mutating_first = 0;
-    let (state, reported) = loop {
+    let (mut state, mut reported) = loop {
         let judgement = sim.judge(cluster);
         let state = judgement.fabric.clone();
         progress.update(state.routes_present);
@@ -463,6 +527,16 @@ pub async fn run(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
+    let read_faults = if state.is_converged() && hostile.read_faults > 0.0 {
+        let faults = read_fault_phase(&kube, cluster, sim, args, hostile.read_faults).await;
+        // The verdict is the fabric and the Nodes after the faults.
+        let judgement = sim.judge(cluster);
+        reported = conditions(&kube, cluster, &judgement);
+        state = judgement.fabric;
+        Some(faults)
+    } else {
+        None
+    };
     drop(replicas);
     let _ = std::fs::remove_file(&kubeconfig);
     stop_kubelets.cancel();
@@ -525,6 +599,7 @@ pub async fn run(
         && writes_by_deposed_leader.unwrap_or(0) == 0;
     Ok(KubeOutcome {
         converged,
+        read_faults,
         seconds: seconds.unwrap_or_else(|| started.elapsed().as_secs_f64()),
         mutating_first,
         summary: KubeSummary {

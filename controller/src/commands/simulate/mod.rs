@@ -117,6 +117,7 @@ async fn in_kube(
         seconds: out.seconds,
         mutating_calls: out.mutating_first,
         kube: Some(out.summary),
+        read_faults: out.read_faults,
         ..work.counted(args, sim)
     };
     finish(args, &report, work.timeline.as_deref())

@@ -99,6 +99,12 @@ pub fn spawn(
             &secs(Duration::from_millis(500).div_f64(args.time_scale)),
         ])
         .args([
+            "--discovery-ttl",
+            &secs(Duration::from_secs_f64(
+                args.discovery_ttl.max(0.0) / args.time_scale,
+            )),
+        ])
+        .args([
             "--resync",
             &secs(Duration::from_secs(60).div_f64(args.time_scale)),
         ])
