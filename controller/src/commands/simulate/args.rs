@@ -185,9 +185,6 @@ impl SimulateArgs {
                 self.read_faults
             );
         }
-        if self.kube && self.read_faults > 0.0 {
-            bail!("--read-faults is not available with --kube");
-        }
         if !(0.0..=1.0).contains(&self.churn) {
             bail!("--churn must be within 0..=1, got {}", self.churn);
         }
