@@ -1,5 +1,10 @@
 //! Building state: route tables, and VMs / scale-set instances with one NIC each (the
-//! two node kinds differ only in their ids and a field or two, built by one helper).
+//! two node kinds differ only in their ids and a field or two, built by one helper); and
+//! tearing it down as the outside world does mid-run (a VM deleted with its NIC, a route
+//! table deleted).
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
 
 use serde_json::{Value, json};
 
@@ -118,6 +123,58 @@ impl World {
         self.resources
             .insert(key(id), Resource { json, busy: None });
     }
+
+    /// Delete a VM (or scale-set instance) together with the NICs its network profile
+    /// names, as a VM created with the NIC's `deleteOption: Delete` goes (what node pools
+    /// do). Routes whose `nextHopIpAddress` was one of those NICs' addresses are left as
+    /// they are: ARM has no blackhole state for user-defined routes, the route simply keeps
+    /// pointing at an address nothing answers. Returns the NIC ids deleted; `Err` when
+    /// there is no such VM.
+    pub fn delete_vm(&mut self, vm_id: &str) -> Result<Vec<String>, String> {
+        let vm = self
+            .resources
+            .remove(&key(vm_id))
+            .ok_or_else(|| format!("no VM {vm_id}"))?;
+        let nics: Vec<String> = vm.json["properties"]["networkProfile"]["networkInterfaces"]
+            .as_array()
+            .map(|ns| {
+                ns.iter()
+                    .filter_map(|n| n["id"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(nics
+            .into_iter()
+            .filter(|n| self.resources.remove(&key(n)).is_some())
+            .collect())
+    }
+
+    /// Delete a route table (an operator, or a Terraform run that no longer knows it): the
+    /// table as it was, or `None` when there was none. An operation still writing it
+    /// settles on nothing.
+    pub fn delete_route_table(&mut self, id: &str) -> Option<Value> {
+        self.resources.remove(&key(id)).map(|r| r.json)
+    }
+
+    /// Every private address some NIC holds now: a route's next hop outside this set
+    /// points at nothing.
+    pub fn private_ips(&self) -> BTreeSet<IpAddr> {
+        self.resources
+            .values()
+            .filter(|r| {
+                r.json["type"]
+                    .as_str()
+                    .is_some_and(|t| t.to_ascii_lowercase().ends_with("/networkinterfaces"))
+            })
+            .flat_map(|r| {
+                r.json["properties"]["ipConfigurations"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .filter_map(|c| c["properties"]["privateIPAddress"].as_str()?.parse().ok())
+            .collect()
+    }
 }
 
 /// A VM (or scale-set instance) whose one, primary NIC is `nic_id`.
@@ -193,4 +250,64 @@ fn nic_resource(
             "nicType": "Standard"
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::super::World;
+    use crate::arm::NicSpec;
+
+    #[test]
+    fn a_deleted_vm_takes_its_nic_and_leaves_routes_to_it_in_place() {
+        let mut w = World::new(Duration::ZERO, 0.0);
+        let ip = Ipv4Addr::new(10, 0, 0, 4);
+        let spec = NicSpec {
+            ipv4: ip,
+            ipv6: None,
+            ip_forwarding: true,
+        };
+        let a = w.add_vm("s", "rg", "a", "westeurope", spec);
+        let b = w.add_vmss_instance(
+            "s",
+            "rg",
+            "pool",
+            0,
+            "westeurope",
+            NicSpec {
+                ipv4: Ipv4Addr::new(10, 0, 0, 5),
+                ..spec
+            },
+        );
+        let route = json!({"name": "k--10.244.0.0_24", "properties": {
+            "addressPrefix": "10.244.0.0/24", "nextHopType": "VirtualAppliance",
+            "nextHopIpAddress": "10.0.0.4"}});
+        let table = w.add_route_table("s", "rg", "rt", "westeurope", vec![route]);
+        assert!(w.private_ips().contains(&IpAddr::V4(ip)));
+
+        assert_eq!(w.delete_vm(&a.vm_id), Ok(vec![a.nic_id.clone()]));
+        assert!(w.get(&a.vm_id).is_none() && w.get(&a.nic_id).is_none());
+        assert!(!w.private_ips().contains(&IpAddr::V4(ip)));
+        // The other node is untouched, and the route still names the dead address.
+        assert!(w.get(&b.nic_id).is_some());
+        assert_eq!(
+            w.routes(&table)[0]["properties"]["nextHopIpAddress"],
+            "10.0.0.4"
+        );
+        assert!(w.delete_vm(&a.vm_id).is_err());
+        // A scale-set instance's NIC goes with it too.
+        assert_eq!(w.delete_vm(&b.vm_id), Ok(vec![b.nic_id.clone()]));
+        assert!(w.private_ips().is_empty());
+
+        let gone = w.delete_route_table(&table).expect("the table");
+        assert_eq!(
+            gone["properties"]["routes"].as_array().map(Vec::len),
+            Some(1)
+        );
+        assert!(w.get(&table).is_none() && w.delete_route_table(&table).is_none());
+    }
 }
