@@ -22,9 +22,55 @@ impl AzureProvider {
         let resp = self
             .arm
             .get(OP_TABLE_READ, &table.0, NETWORK_API_VERSION)
-            .await?;
+            .await;
+        {
+            let mut gone = self.gone_tables.lock().expect("gone tables lock");
+            match &resp {
+                Ok(_) => {
+                    gone.remove(table);
+                }
+                Err(e) if e.kind == ErrorKind::NotFound => {
+                    gone.insert(table.clone());
+                }
+                Err(_) => {}
+            }
+        }
+        let resp = resp?;
         let view: RouteTableView = resp.parse("route table")?;
         Ok((resp.body, view))
+    }
+
+    /// The configured tables the cluster can manage now: all of them, less those ARM said
+    /// do not exist (deleted, or their resource group) and still says so when asked again.
+    /// Without this, one deleted table failed every pass's listing — and discovery, which
+    /// has nothing to find on Azure, handed it straight back — so the other tables stopped
+    /// converging for good. Only tables already seen gone are read here; a table deleted
+    /// since shows up as a 404 on its next listing, which makes the controller discover
+    /// again. A table that comes back (recreated) is managed again from its next discovery.
+    pub(super) async fn live_tables(&self) -> Result<Vec<TableId>, CloudError> {
+        let mut live = Vec::with_capacity(self.tables.len());
+        for table in &self.tables {
+            let seen_gone = self
+                .gone_tables
+                .lock()
+                .expect("gone tables lock")
+                .contains(table);
+            if seen_gone {
+                match self.read_table(table).await {
+                    Ok(_) => {}
+                    Err(e) if e.kind == ErrorKind::NotFound => {
+                        tracing::warn!(%table, error = %e,
+                            "configured route table does not exist; managing the others until it is back");
+                        continue;
+                    }
+                    // Not known either way: fail discovery (retried next pass) rather than
+                    // drop a table that may be there, or list one that may not.
+                    Err(e) => return Err(e),
+                }
+            }
+            live.push(table.clone());
+        }
+        Ok(live)
     }
 
     pub(super) async fn list(&self, table: &TableId) -> Result<RouteTable, CloudError> {
