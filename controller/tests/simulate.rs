@@ -521,3 +521,74 @@ fn aws_lost_table_is_left_alone_and_the_others_keep_converging() {
     assert_eq!(u(&r, "foreign_routes_touched"), 0, "{r}");
     assert_eq!(u(&r, "foreign_routes"), 6 + 34, "{r}");
 }
+
+/// 30 nodes on Azure, three of whose VMs are deleted with their NICs after the first
+/// convergence, with the controller's default lookup TTL (600 s: a dead VM's target is still
+/// cached while its node stays listed); the run must pass.
+fn azure_cloud_events(flags: &[&str]) -> Value {
+    let mut args = vec![
+        "--cloud",
+        "azure",
+        "--nodes",
+        "30",
+        "--time-scale",
+        "50",
+        "--terminate",
+        "3",
+    ];
+    args.extend_from_slice(flags);
+    let (code, r, err) = simulate(&args);
+    assert_eq!(code, 0, "{r}\n{err}");
+    r
+}
+
+/// `--terminate` on Azure: VMs are deleted with their NICs mid-run. ARM has no blackhole
+/// state, so their routes keep pointing at addresses no NIC holds; new nodes on new VMs take
+/// over their podCIDRs and must be routed to the new NICs' addresses.
+#[test]
+fn azure_terminated_vms_podcidrs_are_routed_to_their_new_nodes() {
+    let r = azure_cloud_events(&["--tables", "2"]);
+    let e = &r["cloud_events"];
+    assert_eq!(u(e, "instances_terminated"), 3, "{r}");
+    // Three nodes' routes in two tables, left pointing at the deleted NICs' addresses.
+    assert_eq!(u(e, "routes_blackholed"), 6, "{r}");
+    assert_eq!(e["converged"], true, "{r}");
+    // The final fabric: every podCIDR routed to its current node's NIC, none to a dead one.
+    assert_eq!(u(&r, "routes_wrong"), 0, "{r}");
+    assert_eq!(u(&r, "routes_present"), u(&r, "routes_expected"), "{r}");
+    assert_eq!(u(&r, "routes_expected"), 2 * 30 - 1, "{r}");
+    // One PUT per table carries its three replacements, plus at most the new nodes'
+    // forwarding switch: a table written again (a dead address rewritten) is one too many.
+    assert!(u(e, "mutating_calls") >= 2, "each table rewritten: {r}");
+    assert!(
+        u(e, "mutating_calls") <= 2 + 3,
+        "a table written twice: {r}"
+    );
+    assert_eq!(u(&r, "foreign_routes_touched"), 0, "{r}");
+    assert_conflicts_reported(&r);
+}
+
+/// `--lose-table` on Azure: a managed table is deleted mid-run (Azure tables are configured
+/// by id; there is no ownership tag to remove). The controller must go on converging the
+/// others through new nodes taking over dead ones' podCIDRs — not fail every pass on the
+/// missing table — and must never write it back.
+#[test]
+fn azure_lost_table_stays_deleted_and_the_others_keep_converging() {
+    let r = azure_cloud_events(&["--tables", "3", "--foreign-routes", "9", "--lose-table"]);
+    let e = &r["cloud_events"];
+    assert!(e["table_lost"].is_string(), "{r}");
+    // The 30 node routes and 3 foreign routes it held.
+    assert_eq!(u(e, "lost_table_routes"), 33, "{r}");
+    assert_eq!(e["converged"], true, "{r}");
+    // Two tables left, node 1's podCIDR held by a foreign route in the first.
+    assert_eq!(u(&r, "routes_expected"), 2 * 30 - 1, "{r}");
+    assert_eq!(u(&r, "routes_present"), u(&r, "routes_expected"), "{r}");
+    assert_eq!(u(&r, "routes_wrong"), 0, "{r}");
+    // The deleted table's foreign routes went with it; had it been written back, its routes
+    // would count as touched.
+    assert_eq!(u(&r, "foreign_routes"), 6, "{r}");
+    assert_eq!(u(&r, "foreign_routes_touched"), 0, "{r}");
+    // The two tables left, one PUT each, plus at most the new nodes' forwarding switch.
+    assert!(u(e, "mutating_calls") <= 2 + 3, "{r}");
+    assert_conflicts_reported(&r);
+}

@@ -49,14 +49,16 @@ pub struct SimulateArgs {
     /// times faster than real time.
     #[arg(long, default_value_t = 10.0)]
     pub time_scale: f64,
-    /// AWS: after the first convergence, terminate this many instances (their routes go
-    /// blackhole in the mock), then give their podCIDRs to new nodes on new instances, which
+    /// After the first convergence, terminate this many instances (AWS: their routes go
+    /// blackhole in the mock; Azure: the VM is deleted with its NIC, its routes keep pointing
+    /// at the dead address), then give their podCIDRs to new nodes on new instances, which
     /// must be routed (the dead routes replaced). JSON `cloud_events`.
     #[arg(long, default_value_t = 0)]
     pub terminate: u32,
-    /// AWS: after the first convergence, untag the last managed table: its routes are no
-    /// longer expected and must stay untouched, the other tables keep converging (with
-    /// `--terminate`, through the replacement). Needs `--tables` 2 or more.
+    /// After the first convergence, take the last managed table out of the cluster (AWS:
+    /// untag it, its routes must stay untouched; Azure: delete it, it must stay deleted);
+    /// the other tables keep converging (with `--terminate`, through the replacement).
+    /// Needs `--tables` 2 or more.
     #[arg(long)]
     pub lose_table: bool,
     /// Cloud-side latency of one API call, in cloud milliseconds.
@@ -164,10 +166,8 @@ impl SimulateArgs {
                 self.lro_seconds
             );
         }
-        if (self.terminate > 0 || self.lose_table) && (self.kube || self.cloud != CloudKind::Aws) {
-            bail!(
-                "--terminate and --lose-table run on the in-process AWS scenario (--cloud aws, no --kube)"
-            );
+        if (self.terminate > 0 || self.lose_table) && self.kube {
+            bail!("--terminate and --lose-table run on the in-process scenario (no --kube)");
         }
         if self.terminate > self.nodes {
             bail!(

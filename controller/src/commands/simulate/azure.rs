@@ -39,6 +39,11 @@ pub struct AzureSim {
     /// cluster (at start, and again right before churn): quota admission keeps those in
     /// place, the rest go oldest first. Never the final state the controller shaped.
     before: BTreeMap<String, BTreeSet<IpNet>>,
+    /// `--lose-table`: the table deleted mid-run, which must stay deleted (a controller
+    /// that PUTs it back has recreated a table that is no longer the cluster's).
+    lost: Option<String>,
+    /// The managed tables as created (foreign routes were spread over them in turn).
+    seeded_tables: Vec<String>,
     route_limit: u64,
     lro: Duration,
     time_scale: f64,
@@ -121,8 +126,10 @@ impl AzureSim {
             mock,
             server,
             provider: Arc::new(provider),
+            seeded_tables: tables.clone(),
             tables,
             foreign,
+            lost: None,
             placed: (0..args.foreign_routes)
                 .map(|k| (k, ForeignPlace::of(k, args.nodes)))
                 .collect(),
@@ -194,6 +201,15 @@ impl SimCloud for AzureSim {
         let w = self.mock.world();
         let foreign_routes = self.foreign.values().map(|v| v.len() as u64).sum();
         let mut tally = Tally::new(cluster, self.tables.len(), foreign_routes);
+        // The lost table stays deleted: written back, every route in it was written into a
+        // table that is no longer the cluster's.
+        if let Some(id) = &self.lost
+            && w.get(id).is_some()
+        {
+            for _ in 0..w.routes(id).len().max(1) {
+                tally.foreign_touched();
+            }
+        }
         let node_ip: BTreeMap<&str, (Option<IpAddr>, Option<IpAddr>)> = cluster
             .nodes
             .iter()
@@ -216,7 +232,7 @@ impl SimCloud for AzureSim {
             let (expected, blocked) = cluster.expected(capacity, &existing, &foreign_dests);
             tally.table(expected.len(), blocked);
             for (k, place) in &self.placed {
-                if &self.tables[*k as usize % self.tables.len()] == id
+                if &self.seeded_tables[*k as usize % self.seeded_tables.len()] == id
                     && let Some(slot) = place.conflicts_with()
                 {
                     tally.conflict(slot);
@@ -314,6 +330,40 @@ impl SimCloud for AzureSim {
     /// however many writes.
     fn floor_seconds(&self, _writes: u64) -> f64 {
         self.lro.as_secs_f64() / self.time_scale
+    }
+
+    /// Delete the victims' VMs with their NICs. ARM has no blackhole state: their routes
+    /// keep pointing at addresses no NIC holds any more, and those are what is counted.
+    fn terminate(&mut self, cluster: &SimCluster, victims: &[usize]) -> u64 {
+        let mut w = self.mock.world();
+        let mut dead = BTreeSet::new();
+        for &i in victims {
+            let n = &cluster.nodes[i];
+            w.delete_vm(&n.instance_id).expect("the victim's VM exists");
+            dead.insert(IpAddr::V4(n.ipv4));
+            dead.extend(n.ipv6.map(IpAddr::V6));
+        }
+        let live = w.private_ips();
+        (self.tables.iter().flat_map(|t| w.routes(t)))
+            .filter_map(|r| r["properties"]["nextHopIpAddress"].as_str()?.parse().ok())
+            .filter(|hop: &IpAddr| dead.contains(hop) && !live.contains(hop))
+            .count() as u64
+    }
+
+    /// Delete the last managed table (Azure tables are configured by id, there is no
+    /// ownership tag to take away): the controller must go on with the others, and never
+    /// write it back.
+    fn lose_table(&mut self) -> Option<(String, u64)> {
+        if self.tables.len() < 2 {
+            return None;
+        }
+        let id = self.tables.pop()?;
+        let gone = self.mock.world().delete_route_table(&id)?;
+        // Its seeded foreign routes went with it: not ours to keep any more.
+        self.foreign.remove(&id);
+        let routes = gone["properties"]["routes"].as_array().map_or(0, Vec::len);
+        self.lost = Some(id.clone());
+        Some((id, routes as u64))
     }
 
     fn churn(&mut self, cluster: &SimCluster, victims: &[usize]) -> SimCluster {

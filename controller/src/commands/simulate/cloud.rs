@@ -76,16 +76,15 @@ pub trait SimCloud: Send + Sync {
     /// Replace `victims` with new instances (same podCIDRs); returns the new cluster.
     fn churn(&mut self, cluster: &SimCluster, victims: &[usize]) -> SimCluster;
     /// Terminate the instances of `victims` (their nodes stay in the cluster for now);
-    /// returns how many of their routes the mock now shows as blackholes.
-    fn terminate(&mut self, cluster: &SimCluster, victims: &[usize]) -> u64 {
-        let _ = (cluster, victims);
-        0
-    }
-    /// Take the last managed table out of the cluster (untag it): from now on its routes
-    /// are foreign, never expected and never to be touched. Returns its id and routes.
-    fn lose_table(&mut self) -> Option<(String, u64)> {
-        None
-    }
+    /// returns how many of their routes now lead nowhere, as the mock shows them: EC2
+    /// blackholes, or (ARM has no such state) routes to an address no NIC holds any more.
+    /// No default: every cloud must be able to stage it.
+    fn terminate(&mut self, cluster: &SimCluster, victims: &[usize]) -> u64;
+    /// Take the last managed table out of the cluster: EC2 untags it (its routes are
+    /// foreign from now on, never expected and never to be touched); ARM, whose tables are
+    /// configured by id with no ownership tag, deletes it (it must stay deleted). Returns
+    /// its id and the routes it held; `None` with fewer than two tables.
+    fn lose_table(&mut self) -> Option<(String, u64)>;
 
     fn inspect(&self, cluster: &SimCluster) -> Inspection {
         self.judge(cluster).fabric
