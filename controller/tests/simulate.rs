@@ -520,6 +520,14 @@ fn aws_lost_table_is_left_alone_and_the_others_keep_converging() {
     // Every route of the lost table, the controller's own included, is foreign now.
     assert_eq!(u(&r, "foreign_routes_touched"), 0, "{r}");
     assert_eq!(u(&r, "foreign_routes"), 6 + 34, "{r}");
+    assert_steady_state_lists_the_tables_left(&r);
+}
+
+/// After `--lose-table`, the steady-state pass manages and lists the two tables left only.
+fn assert_steady_state_lists_the_tables_left(r: &Value) {
+    let s = &r["steady_state"];
+    assert_eq!(u(s, "tables"), 2, "{r}");
+    assert_eq!(u(s, "list_calls"), 2, "{r}");
 }
 
 /// 30 nodes on Azure, three of whose VMs are deleted with their NICs after the first
@@ -591,4 +599,5 @@ fn azure_lost_table_stays_deleted_and_the_others_keep_converging() {
     // The two tables left, one PUT each, plus at most the new nodes' forwarding switch.
     assert!(u(e, "mutating_calls") <= 2 + 3, "{r}");
     assert_conflicts_reported(&r);
+    assert_steady_state_lists_the_tables_left(&r);
 }

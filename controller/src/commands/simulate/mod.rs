@@ -269,7 +269,8 @@ async fn in_process(
                 Steady {
                     mutating_calls: cloud.mutating_calls() - mutating,
                     list_calls: cloud.list_calls() - lists,
-                    tables: u64::from(args.tables),
+                    // The tables still managed: a lost one is listed no more.
+                    tables: u64::from(args.tables) - u64::from(args.lose_table),
                     calls: calls_since(&calls, &cloud.api_calls()),
                     node_reads,
                     reads_per_node: node_reads as f64 / f64::from(args.nodes.max(1)),

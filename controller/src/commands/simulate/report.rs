@@ -41,6 +41,7 @@ pub struct Steady {
     pub mutating_calls: u64,
     /// Route table listings during that pass.
     pub list_calls: u64,
+    /// Tables managed during that pass (`--lose-table` takes one away).
     pub tables: u64,
     /// Every call the mock received during that pass, by action (listings, instance / VM /
     /// NIC reads, writes), whatever its outcome.
