@@ -457,20 +457,12 @@ fn kube_mode_hostile_world_all_at_once() {
     assert!(err.contains("--kube"), "{err}");
 }
 
-/// 30 nodes on AWS, three of whose instances are terminated after the first convergence,
-/// with the controller's default lookup TTL (600 s: a dead instance's target is still
-/// cached when its route goes blackhole); the run must pass.
-fn aws_cloud_events(flags: &[&str]) -> Value {
-    let mut args = vec![
-        "--cloud",
-        "aws",
-        "--nodes",
-        "30",
-        "--time-scale",
-        "50",
-        "--terminate",
-        "3",
-    ];
+/// 30 nodes on `cloud`, three of whose instances (VMs, with their NICs) are terminated after
+/// the first convergence, with the controller's default lookup TTL (600 s: a dead instance's
+/// target is still cached when its routes go dead); the run must pass.
+fn cloud_events(cloud: &str, flags: &[&str]) -> Value {
+    let mut args = vec!["--cloud", cloud, "--nodes", "30", "--time-scale", "50"];
+    args.extend_from_slice(&["--terminate", "3"]);
     args.extend_from_slice(flags);
     let (code, r, err) = simulate(&args);
     assert_eq!(code, 0, "{r}\n{err}");
@@ -481,7 +473,7 @@ fn aws_cloud_events(flags: &[&str]) -> Value {
 /// nodes on new instances take over their podCIDRs and must be routed to the new ones.
 #[test]
 fn aws_terminated_instances_podcidrs_are_routed_to_their_new_nodes() {
-    let r = aws_cloud_events(&["--tables", "2"]);
+    let r = cloud_events("aws", &["--tables", "2"]);
     let e = &r["cloud_events"];
     assert_eq!(u(e, "instances_terminated"), 3, "{r}");
     // Three nodes' routes in two tables, all blackholed by the terminations.
@@ -507,7 +499,10 @@ fn aws_terminated_instances_podcidrs_are_routed_to_their_new_nodes() {
 /// nodes taking over dead ones' podCIDRs.
 #[test]
 fn aws_lost_table_is_left_alone_and_the_others_keep_converging() {
-    let r = aws_cloud_events(&["--tables", "3", "--foreign-routes", "9", "--lose-table"]);
+    let r = cloud_events(
+        "aws",
+        &["--tables", "3", "--foreign-routes", "9", "--lose-table"],
+    );
     let e = &r["cloud_events"];
     assert!(e["table_lost"].is_string(), "{r}");
     // The 30 node routes and 3 foreign routes it held, and its local route.
@@ -530,32 +525,12 @@ fn assert_steady_state_lists_the_tables_left(r: &Value) {
     assert_eq!(u(s, "list_calls"), 2, "{r}");
 }
 
-/// 30 nodes on Azure, three of whose VMs are deleted with their NICs after the first
-/// convergence, with the controller's default lookup TTL (600 s: a dead VM's target is still
-/// cached while its node stays listed); the run must pass.
-fn azure_cloud_events(flags: &[&str]) -> Value {
-    let mut args = vec![
-        "--cloud",
-        "azure",
-        "--nodes",
-        "30",
-        "--time-scale",
-        "50",
-        "--terminate",
-        "3",
-    ];
-    args.extend_from_slice(flags);
-    let (code, r, err) = simulate(&args);
-    assert_eq!(code, 0, "{r}\n{err}");
-    r
-}
-
 /// `--terminate` on Azure: VMs are deleted with their NICs mid-run. ARM has no blackhole
 /// state, so their routes keep pointing at addresses no NIC holds; new nodes on new VMs take
 /// over their podCIDRs and must be routed to the new NICs' addresses.
 #[test]
 fn azure_terminated_vms_podcidrs_are_routed_to_their_new_nodes() {
-    let r = azure_cloud_events(&["--tables", "2"]);
+    let r = cloud_events("azure", &["--tables", "2"]);
     let e = &r["cloud_events"];
     assert_eq!(u(e, "instances_terminated"), 3, "{r}");
     // Three nodes' routes in two tables, left pointing at the deleted NICs' addresses.
@@ -582,7 +557,10 @@ fn azure_terminated_vms_podcidrs_are_routed_to_their_new_nodes() {
 /// missing table — and must never write it back.
 #[test]
 fn azure_lost_table_stays_deleted_and_the_others_keep_converging() {
-    let r = azure_cloud_events(&["--tables", "3", "--foreign-routes", "9", "--lose-table"]);
+    let r = cloud_events(
+        "azure",
+        &["--tables", "3", "--foreign-routes", "9", "--lose-table"],
+    );
     let e = &r["cloud_events"];
     assert!(e["table_lost"].is_string(), "{r}");
     // The 30 node routes and 3 foreign routes it held.

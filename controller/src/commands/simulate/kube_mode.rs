@@ -275,7 +275,10 @@ fn network_condition(kube: &KubeMock, name: &str) -> Option<(String, String)> {
         .clone();
     Some((
         c["status"].as_str().unwrap_or_default().to_owned(),
-        c["lastTransitionTime"].as_str().unwrap_or_default().to_owned(),
+        c["lastTransitionTime"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
     ))
 }
 

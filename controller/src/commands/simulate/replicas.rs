@@ -77,6 +77,19 @@ pub fn rbac(args: &SimulateArgs) -> anyhow::Result<Rbac> {
     Rbac::load(&[dir])
 }
 
+/// A child of the simulation: logs errors only (unless `RUST_LOG` says otherwise) to our
+/// stderr, reads and prints nothing else.
+pub fn quiet_child(command: &mut Command) -> &mut Command {
+    command
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "error".into()),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+}
+
 pub fn spawn(
     identity: String,
     key: String,
@@ -86,7 +99,8 @@ pub fn spawn(
     timing: LeaseTiming,
 ) -> anyhow::Result<Replica> {
     let secs = |d: Duration| format!("{}ms", d.as_millis().max(1));
-    let child = Command::new(std::env::current_exe().context("locating this binary")?)
+    let mut command = Command::new(std::env::current_exe().context("locating this binary")?);
+    command
         .arg("run")
         .arg("--kubeconfig")
         .arg(kubeconfig)
@@ -115,14 +129,8 @@ pub fn spawn(
             args.route_limit.unwrap_or(1000).to_string(),
         )
         .env("CNI_CLOUD_TIME_SCALE", args.time_scale.to_string())
-        .envs(cloud_env.iter().map(|(k, v)| (k, v)))
-        .env(
-            "RUST_LOG",
-            std::env::var("RUST_LOG").unwrap_or_else(|_| "error".into()),
-        )
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        .envs(cloud_env.iter().map(|(k, v)| (k, v)));
+    let child = quiet_child(&mut command)
         .spawn()
         .context("starting a controller replica")?;
     Ok(Replica {

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde_json::Value;
 
+use super::super::replicas::quiet_child;
 use super::lab::Ns;
 use super::plan::{CLUSTER_CIDR, LabNode, VPC};
 
@@ -54,8 +55,8 @@ impl Installer {
         paths: &Paths,
         plugin: &Path,
     ) -> anyhow::Result<Installer> {
-        let child = ns
-            .command(plugin)
+        let mut command = ns.command(plugin);
+        command
             .arg("install")
             .env_clear()
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
@@ -68,14 +69,8 @@ impl Installer {
             .env("CNI_CLOUD_CLUSTER_CIDRS", CLUSTER_CIDR)
             .env("CNI_CLOUD_VPC_CIDRS", VPC)
             .env("CNI_CLOUD_POLL_INTERVAL", "200ms")
-            .env("CNI_CLOUD_POD_CIDR_TIMEOUT", "10m")
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "error".into()),
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .env("CNI_CLOUD_POD_CIDR_TIMEOUT", "10m");
+        let child = quiet_child(&mut command)
             .spawn()
             .with_context(|| format!("starting `cni-cloud install` on {}", node.name))?;
         Ok(Installer { child })
