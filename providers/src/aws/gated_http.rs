@@ -14,7 +14,7 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_runtime_api::http::Response;
 use aws_smithy_types::body::SdkBody;
 
-use crate::fence::socket::{GatedClient, WriteGate, gated_client};
+use crate::fence::socket::{GatedClient, Proxies, WriteGate, gated_client};
 
 /// An SDK [`HttpClient`] whose connections write only while their [`WriteGate`] is open.
 #[derive(Clone)]
@@ -31,7 +31,7 @@ impl std::fmt::Debug for GatedHttpClient {
 impl GatedHttpClient {
     pub fn new(gate: WriteGate, connect_timeout: Duration) -> std::io::Result<Self> {
         Ok(GatedHttpClient {
-            client: gated_client(gate, connect_timeout)?,
+            client: gated_client(gate, connect_timeout, Proxies::None)?,
         })
     }
 }

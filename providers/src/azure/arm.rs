@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::credential::TokenProvider;
 use super::models::{AsyncOperationView, ErrorEnvelope};
 use crate::fence::WriteFence;
-use crate::fence::socket::{GatedClient, WriteGate, gated_client};
+use crate::fence::socket::{GatedClient, Proxies, WriteGate, gated_client};
 use crate::pacing::{ARM_READS, ARM_WRITES, Pacer, PacingConfig};
 use crate::retry::{self, RetryPolicy};
 use crate::{ApiCounters, CloudError, ErrorKind};
@@ -153,13 +153,14 @@ impl ArmClient {
             .build()
             .map_err(|e| CloudError::new(ErrorKind::Permanent, "HttpClient", e.to_string()))?;
         let gate = WriteGate::default();
-        let writer = gated_client(gate.clone(), request_timeout).map_err(|e| {
-            CloudError::new(
-                ErrorKind::Permanent,
-                "TlsRoots",
-                format!("loading the system's TLS roots: {e}"),
-            )
-        })?;
+        let writer =
+            gated_client(gate.clone(), request_timeout, Proxies::FromEnv).map_err(|e| {
+                CloudError::new(
+                    ErrorKind::Permanent,
+                    "TlsRoots",
+                    format!("loading the system's TLS roots: {e}"),
+                )
+            })?;
         Ok(ArmClient {
             http,
             writer,

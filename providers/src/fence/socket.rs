@@ -17,7 +17,9 @@ use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector as TcpConnector;
+use hyper_util::client::legacy::connect::proxy::Tunnel;
 use hyper_util::client::legacy::connect::{Connected, Connection};
+use hyper_util::client::proxy::matcher::Matcher;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 
@@ -118,11 +120,22 @@ impl<T: Connection> Connection for GatedIo<T> {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// TCP connections wrapped in the gate.
+/// TCP connections wrapped in the gate, tunnelled through an HTTP proxy (`CONNECT`) where
+/// the proxy rules say so for an `https` destination.
 #[derive(Clone)]
 pub struct GatedTcp {
     tcp: TcpConnector,
     gate: WriteGate,
+    proxy: Option<Arc<Matcher>>,
+}
+
+impl GatedTcp {
+    fn direct(&self) -> GatedTcp {
+        GatedTcp {
+            proxy: None,
+            ..self.clone()
+        }
+    }
 }
 
 impl tower_service::Service<Uri> for GatedTcp {
@@ -135,17 +148,57 @@ impl tower_service::Service<Uri> for GatedTcp {
     }
 
     fn call(&mut self, uri: Uri) -> Self::Future {
+        let via = (uri.scheme() == Some(&http::uri::Scheme::HTTPS))
+            .then(|| self.proxy.as_ref()?.intercept(&uri))
+            .flatten();
+        if let Some(via) = via {
+            if via.uri().scheme() != Some(&http::uri::Scheme::HTTP) {
+                let proxy = via.uri().clone();
+                return Box::pin(async move {
+                    Err(
+                        format!("proxy {proxy}: only http:// proxies (CONNECT) are supported")
+                            .into(),
+                    )
+                });
+            }
+            // Every byte of the CONNECT and of what it carries passes the gate too.
+            let mut tunnel = Tunnel::new(via.uri().clone(), self.direct());
+            if let Some(auth) = via.basic_auth() {
+                tunnel = tunnel.with_auth(auth.clone());
+            }
+            return Box::pin(async move {
+                std::future::poll_fn(|cx| tunnel.poll_ready(cx)).await?;
+                Ok(tunnel.call(uri).await?)
+            });
+        }
         let connecting = self.tcp.call(uri);
         let gate = self.gate.clone();
         Box::pin(async move { Ok(GatedIo::new(connecting.await?, gate)) })
     }
 }
 
+/// Which destinations a gated client reaches through a proxy.
+#[derive(Clone, Default)]
+pub enum Proxies {
+    /// Always direct (the AWS SDK's own client does the same unless configured).
+    #[default]
+    None,
+    /// `HTTPS_PROXY` / `ALL_PROXY` and `NO_PROXY` from the environment, as reqwest reads
+    /// them for the requests it carries: writes take the same way as reads.
+    FromEnv,
+    /// These rules (tests).
+    Rules(Arc<Matcher>),
+}
+
 /// A hyper client over [`GatedTcp`] (TLS on top for `https`, so each record is checked).
 pub type GatedClient<B> = Client<HttpsConnector<GatedTcp>, B>;
 
 /// A client whose every connection writes only while `gate` is open.
-pub fn gated_client<B>(gate: WriteGate, connect_timeout: Duration) -> io::Result<GatedClient<B>>
+pub fn gated_client<B>(
+    gate: WriteGate,
+    connect_timeout: Duration,
+    proxies: Proxies,
+) -> io::Result<GatedClient<B>>
 where
     B: hyper::body::Body + Send + 'static + Unpin,
     B::Data: Send,
@@ -159,7 +212,15 @@ where
         .with_provider_and_native_roots(rustls::crypto::aws_lc_rs::default_provider())?
         .https_or_http()
         .enable_http1()
-        .wrap_connector(GatedTcp { tcp, gate });
+        .wrap_connector(GatedTcp {
+            tcp,
+            gate,
+            proxy: match proxies {
+                Proxies::None => None,
+                Proxies::FromEnv => Some(Arc::new(Matcher::from_env())),
+                Proxies::Rules(rules) => Some(rules),
+            },
+        });
     Ok(Client::builder(TokioExecutor::new())
         .pool_timer(TokioTimer::new())
         .build(https))
@@ -200,5 +261,62 @@ mod tests {
         let mut got = Vec::new();
         peer.read_to_end(&mut got).await.unwrap();
         assert_eq!(got, b"early", "nothing past the deadline reached the peer");
+    }
+
+    /// A proxy that records what reaches it and answers 403 to a CONNECT.
+    async fn recording_proxy() -> (String, tokio::task::JoinHandle<Vec<u8>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut got = vec![0u8; 1024];
+            let n = tokio::time::timeout(Duration::from_millis(500), conn.read(&mut got))
+                .await
+                .map_or(0, |r| r.unwrap_or(0));
+            got.truncate(n);
+            if n > 0 {
+                use tokio::io::AsyncWriteExt;
+                let _ = conn.write_all(b"HTTP/1.1 403 Forbidden\r\n\r\n").await;
+            }
+            got
+        });
+        (url, seen)
+    }
+
+    async fn put_through(
+        gate: WriteGate,
+        proxy: &str,
+    ) -> Result<(), hyper_util::client::legacy::Error> {
+        let rules = Matcher::builder().https(proxy.to_owned()).build();
+        let client = gated_client::<http_body_util::Full<bytes::Bytes>>(
+            gate,
+            Duration::from_secs(2),
+            Proxies::Rules(Arc::new(rules)),
+        )
+        .unwrap();
+        let req = http::Request::put("https://management.example.invalid/x")
+            .body(http_body_util::Full::new(bytes::Bytes::from_static(b"{}")))
+            .unwrap();
+        client.request(req).await.map(|_| ())
+    }
+
+    #[tokio::test]
+    async fn https_writes_tunnel_through_the_proxy_and_the_gate_covers_the_connect() {
+        let open = WriteGate::default();
+        open.arm(Some(Instant::now() + Duration::from_secs(30)));
+        let (url, seen) = recording_proxy().await;
+        assert!(put_through(open, &url).await.is_err(), "the proxy refused");
+        let got = String::from_utf8(seen.await.unwrap()).unwrap();
+        assert!(
+            got.starts_with("CONNECT management.example.invalid:443 HTTP/1.1\r\n"),
+            "{got:?}"
+        );
+
+        let (url, seen) = recording_proxy().await;
+        assert!(put_through(WriteGate::default(), &url).await.is_err());
+        assert!(
+            seen.await.unwrap().is_empty(),
+            "a closed gate sends not even the CONNECT"
+        );
     }
 }
