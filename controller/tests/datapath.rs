@@ -32,11 +32,22 @@ fn root(test: &str) -> bool {
     false
 }
 
-/// The cni-cloud plugin binary, built for this profile next to the controller's binary.
+/// The cni-cloud plugin binary: `CNI_CLOUD_PLUGIN_BIN` when set (scripts/test points it at
+/// the one `cargo test --workspace` builds: a `cargo build -p cni-cloud` from here would
+/// resolve features for that crate alone and compile a second dependency tree), else built
+/// for this profile next to the controller's binary.
 fn plugin() -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BUILT
         .get_or_init(|| {
+            if let Some(path) = std::env::var_os("CNI_CLOUD_PLUGIN_BIN").map(PathBuf::from) {
+                assert!(
+                    path.is_file(),
+                    "CNI_CLOUD_PLUGIN_BIN={} is no file",
+                    path.display()
+                );
+                return path;
+            }
             let dir = PathBuf::from(BIN).parent().unwrap().to_path_buf();
             let mut cargo = Command::new(env!("CARGO"));
             cargo.args(["build", "-q", "-p", "cni-cloud", "--bin", "cni-cloud"]);
