@@ -63,6 +63,13 @@ impl World {
         Ok(())
     }
 
+    /// Finish every operation whose time has come, now. The mock settles lazily, on the next
+    /// request; an observer of the cloud's effect (simulate's data-path fabric) calls this
+    /// so that a write takes effect when its operation ends, not when somebody next asks.
+    pub fn settle_due(&mut self) {
+        self.settle(Instant::now());
+    }
+
     /// Finish every operation whose time has come.
     pub(crate) fn settle(&mut self, now: Instant) {
         let due: Vec<String> = self
