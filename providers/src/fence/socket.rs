@@ -153,7 +153,12 @@ impl tower_service::Service<Uri> for GatedTcp {
             .flatten();
         if let Some(via) = via {
             if via.uri().scheme() != Some(&http::uri::Scheme::HTTP) {
-                let proxy = via.uri().clone();
+                // Scheme and host only: a proxy URL may carry credentials.
+                let proxy = format!(
+                    "{}://{}",
+                    via.uri().scheme_str().unwrap_or("?"),
+                    via.uri().host().unwrap_or("?")
+                );
                 return Box::pin(async move {
                     Err(
                         format!("proxy {proxy}: only http:// proxies (CONNECT) are supported")
@@ -318,5 +323,28 @@ mod tests {
             seen.await.unwrap().is_empty(),
             "a closed gate sends not even the CONNECT"
         );
+    }
+
+    #[tokio::test]
+    async fn an_unsupported_proxy_is_refused_without_its_credentials_in_the_error() {
+        let open = WriteGate::default();
+        open.arm(Some(Instant::now() + Duration::from_secs(30)));
+        let err = put_through(open, "https://user:s3cret@proxy.example.invalid:3128")
+            .await
+            .unwrap_err();
+        let text = format!("{err:?} {}", error_sources(&err));
+        assert!(text.contains("only http:// proxies"), "{text}");
+        assert!(!text.contains("s3cret"), "{text}");
+    }
+
+    fn error_sources(e: &dyn std::error::Error) -> String {
+        let mut out = e.to_string();
+        let mut next = e.source();
+        while let Some(s) = next {
+            out.push_str(": ");
+            out.push_str(&s.to_string());
+            next = s.source();
+        }
+        out
     }
 }
