@@ -359,8 +359,14 @@ fn azure_kube_mode_a_paused_leader_writes_nothing_after_its_successor() {
 
 #[test]
 fn azure_kube_mode_hostile_world_all_at_once() {
-    // Lookups expire every 5 cloud s, so the read faults after convergence hit them too.
-    let (r, err) = hostile_on("azure", 60, 2, &["--hostile", "--discovery-ttl", "5"]);
+    // Lookups expire every 5 cloud s, so the read faults after convergence hit them too;
+    // 0.4 of reads failing makes "no fault injected" (a run proving nothing) ~1e-5 likely.
+    let (r, err) = hostile_on(
+        "azure",
+        60,
+        2,
+        &["--hostile", "--discovery-ttl", "5", "--read-faults", "0.4"],
+    );
     assert!(u(&r, "leader_pauses") >= 1, "{r}");
     assert!(u(&r, "leader_kills") >= 1, "{r}");
     assert!(u(&r, "leader_changes") >= 3, "{r}");
@@ -443,7 +449,10 @@ fn kube_mode_joining_nodes_become_ready_with_their_route_in_place() {
 
 #[test]
 fn kube_mode_hostile_world_all_at_once() {
-    let r = hostile(60, &["--hostile", "--discovery-ttl", "5"]);
+    let r = hostile(
+        60,
+        &["--hostile", "--discovery-ttl", "5", "--read-faults", "0.4"],
+    );
     assert!(u(&r, "leader_pauses") >= 1, "{r}");
     assert!(u(&r, "leader_kills") >= 1, "{r}");
     assert!(u(&r, "leader_changes") >= 3, "{r}");
