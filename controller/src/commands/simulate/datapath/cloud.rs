@@ -11,9 +11,11 @@ use std::time::{Duration, Instant};
 
 use ipnet::{IpNet, Ipv4Net};
 
-use cni_cloud_mocks::arm::{ArmConfig, ArmMock, IDENTITY_PATH, NicSpec};
+use cni_cloud_mocks::arm::{ArmConfig, ArmMock, IDENTITY_PATH, NicSpec, World as ArmWorld};
 use cni_cloud_mocks::common::RunningServer;
-use cni_cloud_mocks::ec2::{Ec2Config, Ec2Mock, Eni, Instance, Seed, Target, Vpc};
+use cni_cloud_mocks::ec2::{
+    Ec2Config, Ec2Mock, Eni, Instance, Seed, Target, Vpc, World as Ec2World,
+};
 
 use super::super::args::SimulateArgs;
 use super::fabric::{CloudReader, CloudTable, Hop};
@@ -134,43 +136,19 @@ impl LabCloud {
     /// node's lab address, forwarding already allowed); returns its providerID.
     pub fn add_node(&self, node: &LabNode) -> anyhow::Result<String> {
         match self {
-            LabCloud::Aws { mock, .. } => {
-                let id = format!("i-0da7{:012x}", node.index);
-                mock.with_world(|w| {
-                    w.add_instance(Instance {
-                        id: id.clone(),
-                        availability_zone: "us-east-1a".into(),
-                        tags: BTreeMap::from([(
-                            format!("kubernetes.io/cluster/{CLUSTER}"),
-                            "owned".into(),
-                        )]),
-                        terminated: false,
-                        network_interfaces: vec![Eni {
-                            id: eni_id(node.index),
-                            device_index: 0,
-                            private_ip: node.address,
-                            ipv6: None,
-                            source_dest_check: false,
-                        }],
-                    })
-                })
-                .map_err(anyhow::Error::msg)?;
-                Ok(format!("aws:///us-east-1a/{id}"))
-            }
-            LabCloud::Azure { mock, .. } => {
-                let ids = mock.world().add_vm(
-                    SUBSCRIPTION,
-                    GROUP,
-                    &format!("lab-vm-{:03}", node.index),
-                    LOCATION,
-                    NicSpec {
-                        ipv4: node.address,
-                        ipv6: None,
-                        ip_forwarding: true,
-                    },
-                );
-                Ok(ids.provider_id)
-            }
+            LabCloud::Aws { mock, .. } => mock.with_world(|w| add_instance(w, node)),
+            LabCloud::Azure { mock, .. } => Ok(add_vm(&mut mock.world(), node)),
+        }
+    }
+
+    /// The node's machine dies while its Node is still listed (`provider_id` is what
+    /// [`LabCloud::add_node`] returned). AWS: the instance is terminated, its ENI goes and
+    /// routes to it turn `blackhole`. Azure: the VM goes with its NIC, and routes keep the
+    /// next-hop address nothing holds any more.
+    pub fn terminate(&self, provider_id: &str) -> anyhow::Result<()> {
+        match self {
+            LabCloud::Aws { mock, .. } => mock.with_world(|w| terminate_instance(w, provider_id)),
+            LabCloud::Azure { mock, .. } => delete_vm(&mut mock.world(), provider_id),
         }
     }
 
@@ -236,6 +214,50 @@ impl LabCloud {
     }
 }
 
+fn add_instance(w: &mut Ec2World, node: &LabNode) -> anyhow::Result<String> {
+    let id = format!("i-0da7{:012x}", node.index);
+    w.add_instance(Instance {
+        id: id.clone(),
+        availability_zone: "us-east-1a".into(),
+        tags: BTreeMap::from([(format!("kubernetes.io/cluster/{CLUSTER}"), "owned".into())]),
+        terminated: false,
+        network_interfaces: vec![Eni {
+            id: eni_id(node.index),
+            device_index: 0,
+            private_ip: node.address,
+            ipv6: None,
+            source_dest_check: false,
+        }],
+    })
+    .map_err(anyhow::Error::msg)?;
+    Ok(format!("aws:///us-east-1a/{id}"))
+}
+
+fn terminate_instance(w: &mut Ec2World, provider_id: &str) -> anyhow::Result<()> {
+    let id = provider_id.rsplit('/').next().unwrap_or_default();
+    if !w.terminate(id) {
+        anyhow::bail!("no instance {id} to terminate");
+    }
+    Ok(())
+}
+
+fn add_vm(w: &mut ArmWorld, node: &LabNode) -> String {
+    let nic = NicSpec {
+        ipv4: node.address,
+        ipv6: None,
+        ip_forwarding: true,
+    };
+    let name = format!("lab-vm-{:03}", node.index);
+    w.add_vm(SUBSCRIPTION, GROUP, &name, LOCATION, nic)
+        .provider_id
+}
+
+fn delete_vm(w: &mut ArmWorld, provider_id: &str) -> anyhow::Result<()> {
+    let vm = (provider_id.strip_prefix("azure://"))
+        .ok_or_else(|| anyhow::anyhow!("not an Azure providerID: {provider_id}"))?;
+    w.delete_vm(vm).map(drop).map_err(anyhow::Error::msg)
+}
+
 /// Every table as DescribeRouteTables shows it now: routes still inside their describe lag
 /// are left out; an ENI whose instance is gone shows `blackhole`.
 fn aws_tables(mock: &Ec2Mock, tables: &[String]) -> Vec<CloudTable> {
@@ -280,6 +302,9 @@ fn aws_tables(mock: &Ec2Mock, tables: &[String]) -> Vec<CloudTable> {
 /// Every table as a GET shows it, committed: while a PUT's long-running operation runs the
 /// table shows `Updating` with the new routes, which ARM has not applied yet, so the last
 /// committed routes stay; a failed PUT shows the previous routes again, which then count.
+/// A next hop no NIC holds any more (its VM deleted) is `Gone`: ARM keeps such a route as
+/// it was, and what it carries is dropped, while the lab's node namespace (left running
+/// so a stale path would show) still holds the address.
 fn azure_tables(
     mock: &ArmMock,
     tables: &[String],
@@ -319,12 +344,116 @@ fn azure_tables(
         .collect();
         committed.insert(id.clone(), routes);
     }
+    // Judged at every read, not at commit: a VM can go while its table's PUT is running,
+    // and the committed routes to it must stop carrying at once.
+    let live = w.private_ips();
     (tables.iter().enumerate())
         .filter_map(|(s, id)| {
+            let routes = (committed.get(id)?.iter())
+                .map(|(dest, hop)| match hop {
+                    Hop::Address(a) if !live.contains(&IpAddr::V4(*a)) => (*dest, Hop::Gone),
+                    _ => (*dest, hop.clone()),
+                })
+                .collect();
             Some(CloudTable {
                 subnet: s as u32,
-                routes: committed.get(id)?.clone(),
+                routes,
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commands::simulate::datapath::plan::Plan;
+    use cni_cloud_mocks::ec2::Origin;
+    use serde_json::json;
+
+    fn hop(tables: &[CloudTable], dest: Ipv4Net) -> Option<Hop> {
+        (tables.iter().flat_map(|t| &t.routes))
+            .find(|(d, _)| *d == dest)
+            .map(|(_, h)| h.clone())
+    }
+
+    #[test]
+    fn a_terminated_instance_leaves_a_gone_hop_on_aws() {
+        let plan = Plan::new(2, 2, 1).unwrap();
+        let node = &plan.nodes[0];
+        let mock = Ec2Mock::new(Ec2Config::default(), Seed::default()).unwrap();
+        let table = "rtb-0da7000000000000".to_owned();
+        let provider = mock.with_world(|w| {
+            w.vpcs.insert(
+                AWS_VPC.into(),
+                Vpc {
+                    id: AWS_VPC.into(),
+                    cidr: VPC.parse().unwrap(),
+                    ipv6_cidr: None,
+                },
+            );
+            w.add_table(&table, AWS_VPC, BTreeMap::new()).unwrap();
+            let provider = add_instance(w, node).unwrap();
+            let eni = Target::NetworkInterface(eni_id(node.index));
+            w.insert_route(
+                &table,
+                IpNet::V4(node.pod_cidr),
+                eni,
+                Origin::CreateRoute,
+                Instant::now(),
+            )
+            .unwrap();
+            provider
+        });
+        let tables = [table];
+        assert_eq!(
+            hop(&aws_tables(&mock, &tables), node.pod_cidr),
+            Some(Hop::Address(node.address))
+        );
+        mock.with_world(|w| terminate_instance(w, &provider))
+            .unwrap();
+        assert_eq!(
+            hop(&aws_tables(&mock, &tables), node.pod_cidr),
+            Some(Hop::Gone)
+        );
+        assert!(
+            mock.with_world(|w| terminate_instance(w, "aws:///us-east-1a/i-none"))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn a_next_hop_whose_vm_was_deleted_is_gone_on_azure() {
+        let plan = Plan::new(2, 2, 1).unwrap();
+        let (node, other) = (&plan.nodes[0], &plan.nodes[1]);
+        let mock = ArmMock::new(ArmConfig::default()).unwrap();
+        let route = |n: &LabNode| {
+            json!({"name": n.name, "properties": {"addressPrefix": n.pod_cidr.to_string(),
+                "nextHopType": "VirtualAppliance", "nextHopIpAddress": n.address.to_string()}})
+        };
+        let (table, provider) = {
+            let mut w = mock.world();
+            let provider = add_vm(&mut w, node);
+            add_vm(&mut w, other);
+            let routes = vec![route(node), route(other)];
+            let table = w.add_route_table(SUBSCRIPTION, GROUP, "t", LOCATION, routes);
+            (table, provider)
+        };
+        let tables = [table];
+        let mut committed = BTreeMap::new();
+        let read = azure_tables(&mock, &tables, &mut committed);
+        assert_eq!(hop(&read, node.pod_cidr), Some(Hop::Address(node.address)));
+        delete_vm(&mut mock.world(), &provider).unwrap();
+        // ARM still lists the route to the dead address; the reader says nothing holds it.
+        assert_eq!(mock.world().routes(&tables[0]).len(), 2);
+        let read = azure_tables(&mock, &tables, &mut committed);
+        assert_eq!(hop(&read, node.pod_cidr), Some(Hop::Gone));
+        assert_eq!(
+            hop(&read, other.pod_cidr),
+            Some(Hop::Address(other.address))
+        );
+        assert!(
+            delete_vm(&mut mock.world(), &provider).is_err(),
+            "deleted twice"
+        );
+    }
 }

@@ -43,6 +43,8 @@ pub struct CloudTable {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum KernelRoute {
     Via(Ipv4Addr),
+    /// Dropped: what the fabric writes for a gone target (read back, an `unreachable` or
+    /// `prohibit` route counts too).
     Blackhole,
 }
 
@@ -211,7 +213,12 @@ pub fn parse_routes(json: &str) -> anyhow::Result<BTreeMap<Ipv4Net, KernelRoute>
                 Err(_) => continue,
             },
         };
-        let route = if r["type"] == "blackhole" {
+        // The fabric writes blackholes; an unreachable or prohibit route drops as surely
+        // (with an ICMP error), so the judge counts it the same.
+        let route = if matches!(
+            r["type"].as_str(),
+            Some("blackhole" | "unreachable" | "prohibit")
+        ) {
             KernelRoute::Blackhole
         } else if let Some(gw) = r["gateway"].as_str().and_then(|g| g.parse().ok()) {
             KernelRoute::Via(gw)
@@ -314,6 +321,7 @@ mod tests {
     fn ip_json_parses_into_kernel_routes() {
         let json = r#"[{"dst":"100.64.0.0/24","gateway":"10.1.0.2","dev":"br0","flags":[]},
             {"type":"blackhole","dst":"100.64.1.0/24","flags":[]},
+            {"type":"unreachable","dst":"100.64.4.0/24","flags":[]},
             {"dst":"10.9.9.9","gateway":"10.1.0.3","dev":"br0","flags":[]}]"#;
         let r = parse_routes(json).unwrap();
         assert_eq!(
@@ -321,6 +329,7 @@ mod tests {
             KernelRoute::Via("10.1.0.2".parse().unwrap())
         );
         assert_eq!(r[&net("100.64.1.0/24")], KernelRoute::Blackhole);
+        assert_eq!(r[&net("100.64.4.0/24")], KernelRoute::Blackhole);
         assert_eq!(
             r[&net("10.9.9.9/32")],
             KernelRoute::Via("10.1.0.3".parse().unwrap())
