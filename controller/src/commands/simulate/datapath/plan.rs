@@ -28,7 +28,8 @@ pub const TABLE_BASE: u32 = 100;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LabNode {
-    /// Position in the plan; the replacement node of the reuse check comes last.
+    /// Position in the plan; the late joiners (the reuse check's replacement, then the
+    /// terminated machine's successor) come last.
     pub index: usize,
     pub name: String,
     pub subnet: u32,
@@ -44,6 +45,9 @@ pub struct Plan {
     pub nodes: Vec<LabNode>,
     /// A node that joins later with the podCIDR of the node removed (`nodes.last()`).
     pub replacement: LabNode,
+    /// A node that joins later, on a new machine, with the podCIDR of the node whose
+    /// machine is terminated ([`Plan::terminated`]).
+    pub successor: LabNode,
 }
 
 pub fn subnet(s: u32) -> Ipv4Net {
@@ -65,7 +69,8 @@ pub fn host(net: &str, n: u32) -> Ipv4Addr {
 }
 
 impl Plan {
-    /// Nodes spread round-robin over `subnets`; one address more for the replacement.
+    /// Nodes spread round-robin over `subnets`; two addresses more, for the replacement and
+    /// the successor.
     pub fn new(nodes: u32, subnets: u32, pods_per_node: u32) -> anyhow::Result<Plan> {
         if nodes < 2 {
             bail!("--datapath needs at least 2 nodes (pods on different nodes), got {nodes}");
@@ -74,11 +79,11 @@ impl Plan {
             bail!("--datapath spreads nodes over --tables subnets: 2..=200, got {subnets}");
         }
         let room = (HOSTS_PER_SUBNET * subnets).min(MAX_NODES);
-        if nodes + 1 > room {
+        if nodes + 2 > room {
             bail!(
                 "--nodes {nodes} does not fit the lab's address plan: {subnets} subnets of {HOSTS_PER_SUBNET} hosts \
-                 (at most {MAX_NODES} nodes) hold {} nodes plus the replacement node",
-                room - 1
+                 (at most {MAX_NODES} nodes) hold {} nodes plus the two replacement nodes",
+                room - 2
             );
         }
         let node = |index: u32, slot: u32, name: String| {
@@ -95,16 +100,25 @@ impl Plan {
             .map(|i| node(i, i, format!("lab-node-{i:03}")))
             .collect();
         let replacement = node(nodes, nodes - 1, format!("lab-node-{:03}-new", nodes - 1));
+        let dead = nodes - 2;
+        let successor = node(nodes + 1, dead, format!("lab-node-{dead:03}-new"));
         Ok(Plan {
             subnets,
             pods_per_node,
             nodes: list,
             replacement,
+            successor,
         })
     }
 
+    /// The node whose machine the terminated check kills: the last but one, so it is never
+    /// the node removed before it (the last).
+    pub fn terminated(&self) -> usize {
+        self.nodes.len() - 2
+    }
+
     pub fn all(&self) -> impl Iterator<Item = &LabNode> {
-        self.nodes.iter().chain(std::iter::once(&self.replacement))
+        (self.nodes.iter()).chain([&self.replacement, &self.successor])
     }
 
     /// The subnet an address is on, if any.
@@ -130,12 +144,21 @@ mod tests {
         assert_eq!(p.nodes[0].address, Ipv4Addr::new(10, 1, 0, 2));
         assert_eq!(p.nodes[1].address, Ipv4Addr::new(10, 2, 0, 2));
         assert_eq!(p.nodes[2].address, Ipv4Addr::new(10, 1, 0, 3));
-        // The replacement takes the last node's podCIDR, at an address of its own.
+        // The replacement takes the last node's podCIDR, at an address of its own; the
+        // successor the terminated node's.
         assert_eq!(p.replacement.pod_cidr, p.nodes[4].pod_cidr);
         assert_eq!(p.replacement.address, Ipv4Addr::new(10, 2, 0, 4));
+        assert_eq!(p.terminated(), 3);
+        assert_eq!(p.successor.pod_cidr, p.nodes[3].pod_cidr);
+        assert_eq!(p.successor.address, Ipv4Addr::new(10, 1, 0, 5));
+        assert_eq!(p.successor.index, 6);
+        assert_eq!(p.successor.name, "lab-node-003-new");
         let mut addrs: Vec<_> = p.all().map(|n| n.address).collect();
+        addrs.sort();
         addrs.dedup();
-        assert_eq!(addrs.len(), 6);
+        assert_eq!(addrs.len(), 7);
+        let indices: Vec<usize> = p.all().map(|n| n.index).collect();
+        assert_eq!(indices, (0..7).collect::<Vec<_>>(), "plan index = position");
         for n in p.all() {
             assert_eq!(p.subnet_of(n.address), Some(n.subnet));
         }
@@ -147,12 +170,12 @@ mod tests {
     fn the_plan_refuses_what_it_cannot_hold() {
         assert!(Plan::new(1, 2, 1).is_err());
         assert!(Plan::new(3, 1, 1).is_err());
-        // Two /25s: 250 hosts, one kept for the replacement.
-        assert!(Plan::new(249, 2, 1).is_ok());
-        let err = Plan::new(250, 2, 1).unwrap_err().to_string();
+        // Two /25s: 250 hosts, two kept for the replacement and the successor.
+        assert!(Plan::new(248, 2, 1).is_ok());
+        let err = Plan::new(249, 2, 1).unwrap_err().to_string();
         assert!(err.contains("address plan"), "{err}");
         // Every address stays inside its /25.
-        let p = Plan::new(249, 2, 1).unwrap();
+        let p = Plan::new(248, 2, 1).unwrap();
         for n in p.all() {
             assert!(subnet(n.subnet).contains(&n.address), "{n:?}");
         }

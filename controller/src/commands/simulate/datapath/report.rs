@@ -74,6 +74,39 @@ pub struct Reuse {
     pub answered_by_old: u64,
 }
 
+/// A node whose machine died while its Node was still listed (its namespace and pods left
+/// running, so only the fabric could stop delivery), then its podCIDR given to a new node
+/// on a new machine once the Node was deleted.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Terminated {
+    pub node: String,
+    /// Its podCIDR became a blackhole in every fabric table.
+    pub blackholed: bool,
+    /// From the termination to the last table with the blackhole (wall seconds).
+    pub blackholed_seconds: Option<f64>,
+    /// Probes (ICMP and TCP) to its pods after that, from another node's pod, and how many
+    /// its pods answered.
+    pub probes: u64,
+    pub answered: u64,
+    /// The new node: every one of its pods answered under its own name at the addresses.
+    pub replaced_by: String,
+    pub replaced_reachable: bool,
+    /// From the new Node's creation to the first answer from its pod (wall seconds).
+    pub replaced_seconds: Option<f64>,
+    /// Answers from the dead machine's pods while the new node was probed (must be 0).
+    pub answered_by_old: u64,
+}
+
+impl Terminated {
+    pub fn ok(&self) -> bool {
+        self.blackholed
+            && self.probes > 0
+            && self.answered == 0
+            && self.replaced_reachable
+            && self.answered_by_old == 0
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Failover {
     /// `kill` (SIGKILL) or `pause` (SIGSTOP past the Lease, then SIGCONT).
@@ -115,6 +148,7 @@ pub struct DatapathReport {
     pub nodes_never_reached: u64,
     pub removal: Option<Removal>,
     pub reuse: Option<Reuse>,
+    pub terminated: Option<Terminated>,
     pub failover: Option<Failover>,
     /// Continuous probes lost during the failover (0 without one).
     pub probes_lost: u64,
@@ -139,6 +173,7 @@ impl DatapathReport {
                 .as_ref()
                 .is_some_and(|r| r.routes_gone && r.answered == 0)
             && (self.reuse.as_ref()).is_some_and(|r| r.reachable && r.answered_by_old == 0)
+            && self.terminated.as_ref().is_some_and(Terminated::ok)
             && self.probes_lost == 0
             && self.failover.as_ref().is_none_or(|f| f.landed)
             && self.fabric_errors == 0
@@ -209,6 +244,25 @@ impl DatapathReport {
                 yes(r.reachable),
                 r.seconds.map_or("never".into(), |s| format!("{s:.2} s")),
                 r.answered_by_old
+            );
+        }
+        if let Some(t) = &self.terminated {
+            let _ = writeln!(
+                o,
+                "node terminated  {}: blackholed {} ({}), {} of {} probes answered afterwards",
+                t.node,
+                yes(t.blackholed),
+                (t.blackholed_seconds).map_or("never".into(), |s| format!("{s:.2} s")),
+                t.answered,
+                t.probes
+            );
+            let _ = writeln!(
+                o,
+                "  replaced by    {}: reachable {} ({}), answered by the dead machine {}",
+                t.replaced_by,
+                yes(t.replaced_reachable),
+                (t.replaced_seconds).map_or("never".into(), |s| format!("{s:.2} s")),
+                t.answered_by_old
             );
         }
         if let Some(f) = &self.failover {
@@ -282,8 +336,31 @@ mod tests {
                 reachable: true,
                 ..Reuse::default()
             }),
+            terminated: Some(Terminated {
+                blackholed: true,
+                probes: 4,
+                replaced_reachable: true,
+                ..Terminated::default()
+            }),
             ..DatapathReport::default()
         };
+        assert!(r.verdict());
+        // Each way a dead machine can still be reached, or its podCIDR not come back.
+        let good = r.terminated.clone();
+        for broken in [
+            |t: &mut Terminated| t.blackholed = false,
+            |t: &mut Terminated| t.probes = 0,
+            |t: &mut Terminated| t.answered = 1,
+            |t: &mut Terminated| t.replaced_reachable = false,
+            |t: &mut Terminated| t.answered_by_old = 1,
+        ] {
+            broken(r.terminated.as_mut().unwrap());
+            assert!(!r.verdict(), "{:?}", r.terminated);
+            r.terminated = good.clone();
+        }
+        r.terminated = None;
+        assert!(!r.verdict(), "the check never ran");
+        r.terminated = good;
         assert!(r.verdict());
         r.probes_lost = 1;
         assert!(!r.verdict());

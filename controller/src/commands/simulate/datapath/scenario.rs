@@ -2,7 +2,10 @@
 //! replicas program the cloud and the fabric follows it; reachability is timed from packets;
 //! a leader is killed or paused mid-way under continuous probes; then every pair is tested,
 //! a node is removed (its traffic must stop) and its podCIDR reused (reachable at the new
-//! node, never the old). Blocking code on plain threads: setns is per thread.
+//! node, never the old), and another node's machine is terminated under its listed Node
+//! (its podCIDR must turn blackhole, its still-running pods hear nothing, and its podCIDR
+//! serve a new node once the Node goes). Blocking code on plain threads: setns is per
+//! thread.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -22,12 +25,12 @@ use super::super::replicas::{self, Replica, holder, signal};
 use super::Interrupted;
 use super::checks::{self, Pair, PodRef};
 use super::cloud::LabCloud;
-use super::fabric::{Applier, kernel_tables};
+use super::fabric::{Applier, KernelRoute, kernel_tables};
 use super::lab::{Lab, Ns};
 use super::node::{self, Installer, Paths, Pod};
 use super::plan::{LabNode, POD_PORT, Plan, SERVICE_IP, host};
 use super::probe::{self, Answer, Icmp, Server};
-use super::report::{DatapathReport, Failover, Removal, Reuse, quantiles};
+use super::report::{DatapathReport, Failover, Removal, Reuse, Terminated, quantiles};
 use super::topology::{Topology, pod_name};
 use crate::kube::lease::LeaseTiming;
 
@@ -37,6 +40,10 @@ const MAX_PAIRS: usize = 2000;
 const STREAM_PAIRS: usize = 8;
 /// One probe per pair every this long (10/s).
 const STREAM_EVERY: Duration = Duration::from_millis(100);
+/// How long a terminated machine's podCIDR may take to become a blackhole in every fabric
+/// table. The cloud shows the dead target at once and the fabric reads it every 50 ms, so
+/// anything near this is a fabric that does not follow the cloud.
+const TERMINATED_BOUND: Duration = Duration::from_secs(5);
 
 pub struct Ctx {
     pub args: SimulateArgs,
@@ -297,11 +304,14 @@ pub fn run(ctx: &Ctx, lab: &mut Lab) -> anyhow::Result<DatapathReport> {
     // Nodes join: the machine, the Node with its podCIDR, the installer.
     let mut joined = Vec::new();
     let mut installers: Vec<Installer> = Vec::new();
+    // Each machine's providerID: what the terminated check kills.
+    let mut providers = Vec::new();
     for (i, n) in plan.nodes.iter().enumerate() {
         let provider = ctx.cloud.add_node(n)?;
         ctx.kube
             .upsert_node(node_object(n, &provider))
             .map_err(|e| anyhow::anyhow!("creating Node {}: {e:?}", n.name))?;
+        providers.push(provider);
         joined.push(Instant::now());
         installers.push(Installer::start(&topo.nodes[i], n, &paths[i], &ctx.plugin)?);
     }
@@ -560,11 +570,7 @@ pub fn run(ctx: &Ctx, lab: &mut Lab) -> anyhow::Result<DatapathReport> {
     let victim = count - 1;
     let vnode = &plan.nodes[victim];
     let prober = pods_meta[0][0].2.clone();
-    let accepted_before: u64 = ups[victim]
-        .servers
-        .iter()
-        .map(|s| s.accepted.load(Ordering::Relaxed))
-        .sum();
+    let accepted_before = accepted(&ups[victim]);
     ctx.kube
         .delete_node(&vnode.name)
         .map_err(|e| anyhow::anyhow!("deleting Node {}: {e:?}", vnode.name))?;
@@ -582,97 +588,28 @@ pub fn run(ctx: &Ctx, lab: &mut Lab) -> anyhow::Result<DatapathReport> {
         ..Removal::default()
     };
     let targets: Vec<Ipv4Addr> = pods_meta[victim].iter().map(|p| p.1).collect();
-    let (probes, answered) = prober
-        .thread(move || {
-            let Ok(icmp) = Icmp::open(0x7000) else {
-                return (0, 0);
-            };
-            let (mut probes, mut answered) = (0, 0);
-            for (k, ip) in targets.into_iter().enumerate() {
-                probes += 2;
-                answered += u64::from(icmp.ping(ip, k as u16, Duration::from_secs(1)));
-                answered +=
-                    u64::from(probe::tcp_read(ip, POD_PORT, Duration::from_secs(1)).is_some());
-            }
-            (probes, answered)
-        })?
-        .join()
-        .map_err(|_| anyhow::anyhow!("the removal probe panicked"))?;
-    removal.probes = probes;
-    removal.answered = answered;
+    (removal.probes, removal.answered) = probe_all(&prober, &targets, 0x7000)?;
 
     // Reuse: a new node on a new machine gets the old podCIDR.
     let rep = &plan.replacement;
-    let ri = rep.index;
-    let provider = ctx.cloud.add_node(rep)?;
-    ctx.kube
-        .upsert_node(node_object(rep, &provider))
-        .map_err(|e| anyhow::anyhow!("creating Node {}: {e:?}", rep.name))?;
-    let created = Instant::now();
-    let rpaths = &paths[ri];
-    installers.push(Installer::start(&topo.nodes[ri], rep, rpaths, &ctx.plugin)?);
-    let mut list = None;
-    ctx.wait(deadline, Duration::from_millis(50), || {
-        list = node::conflist(rpaths);
-        Ok(list.is_some())
-    })?;
-    let rlist = list.with_context(|| format!("{}: no conflist in time", rep.name))?;
-    let mut new_pods = Vec::new();
-    for k in 0..plan.pods_per_node {
-        let name = pod_name(rep, k);
-        let ns = topo.pods[ri][k as usize].clone();
-        let pod = node::add(&topo.nodes[ri], rpaths, &rlist, &name, ns.clone())?;
-        let (_server, t) = Server::start(
-            &ns,
-            POD_PORT,
-            Answer::Name(name.clone()),
-            threads_stop.clone(),
-        )?;
-        threads.push(t);
-        new_pods.push((name, pod));
-    }
-    let old_names: Vec<String> = pods_meta[victim].iter().map(|p| p.0.clone()).collect();
-    let want: Vec<(Ipv4Addr, String)> = new_pods.iter().map(|(n, p)| (p.ip, n.clone())).collect();
-    let (first, all_new, by_old) = {
-        let stop = ctx.stop.clone();
-        prober
-            .thread(move || {
-                let deadline = deadline.max(Instant::now() + Duration::from_secs(5));
-                let mut first = None;
-                let mut done = vec![false; want.len()];
-                let mut by_old = 0u64;
-                while !done.iter().all(|d| *d)
-                    && Instant::now() < deadline
-                    && !stop.load(Ordering::Relaxed)
-                {
-                    for (k, (ip, name)) in want.iter().enumerate() {
-                        match probe::tcp_read(*ip, POD_PORT, Duration::from_millis(500)) {
-                            Some(got) if got == *name => {
-                                first.get_or_insert_with(Instant::now);
-                                done[k] = true;
-                            }
-                            Some(got) if old_names.contains(&got) => by_old += 1,
-                            _ => {}
-                        }
-                    }
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                (first, done.iter().all(|d| *d), by_old)
-            })?
-            .join()
-            .map_err(|_| anyhow::anyhow!("the reuse probe panicked"))?
+    let mut late = Late {
+        ctx,
+        topo: &topo,
+        paths: &paths,
+        deadline,
+        installers: &mut installers,
+        threads: &mut threads,
+        threads_stop: &threads_stop,
     };
+    let (created, new_pods) = late.join(rep)?;
+    let old_names: Vec<String> = pods_meta[victim].iter().map(|p| p.0.clone()).collect();
+    let (first, all_new, by_old) = late.reach(&prober, &new_pods, old_names)?;
     ctx.check()?;
-    let accepted_after: u64 = ups[victim]
-        .servers
-        .iter()
-        .map(|s| s.accepted.load(Ordering::Relaxed))
-        .sum();
     let reuse = Reuse {
         node: rep.name.clone(),
         reachable: all_new,
         seconds: first.map(|f: Instant| f.duration_since(created).as_secs_f64()),
-        answered_by_old: by_old + accepted_after.saturating_sub(accepted_before),
+        answered_by_old: by_old + accepted(&ups[victim]).saturating_sub(accepted_before),
     };
     // The removed node's pods go, as its kubelet's runtime would tear them down: DEL.
     let vup = &ups[victim];
@@ -681,6 +618,58 @@ pub fn run(ctx: &Ctx, lab: &mut Lab) -> anyhow::Result<DatapathReport> {
     }
     report.removal = Some(removal);
     report.reuse = Some(reuse);
+
+    // Terminated: a machine dies while its Node is still listed. Its namespace and pods
+    // keep running, so only the fabric can stop delivery: the cloud shows the route's
+    // target gone (EC2 a blackhole, ARM a next hop no NIC holds), which the fabric must
+    // drop, never carry to the old address.
+    let dead = plan.terminated();
+    let dnode = &plan.nodes[dead];
+    // From a pod on a node still up: the first node neither removed nor terminated, else
+    // (two nodes) the reuse node.
+    let from = (0..count).find(|&i| i != victim && i != dead).map_or_else(
+        || topo.pods[rep.index][0].clone(),
+        |i| pods_meta[i][0].2.clone(),
+    );
+    ctx.cloud.terminate(&providers[dead])?;
+    let killed = Instant::now();
+    let blackholed = ctx.wait(
+        // Its own bound, past the run's deadline too: the check is cheap and always runs.
+        killed + TERMINATED_BOUND,
+        Duration::from_millis(50),
+        || {
+            Ok(kernel_tables(&topo.fabric, plan)?
+                .values()
+                .all(|t| t.get(&dnode.pod_cidr) == Some(&KernelRoute::Blackhole)))
+        },
+    )?;
+    let blackholed_seconds = blackholed.then(|| killed.elapsed().as_secs_f64());
+    let targets: Vec<Ipv4Addr> = pods_meta[dead].iter().map(|p| p.1).collect();
+    let (probes, answered) = probe_all(&from, &targets, 0x7100)?;
+    // Kubernetes drops the dead Node (the node lifecycle controller's job); its podCIDR
+    // goes to a new node on a new machine. The old pods, still running, must hear nothing.
+    let accepted_before = accepted(&ups[dead]);
+    ctx.kube
+        .delete_node(&dnode.name)
+        .map_err(|e| anyhow::anyhow!("deleting Node {}: {e:?}", dnode.name))?;
+    let succ = &plan.successor;
+    let (created, new_pods) = late.join(succ)?;
+    let old_names: Vec<String> = pods_meta[dead].iter().map(|p| p.0.clone()).collect();
+    let (first, replaced_reachable, by_old) = late.reach(&from, &new_pods, old_names)?;
+    ctx.check()?;
+    // No DEL for the dead machine's pods: no runtime is left there to run it; the lab's
+    // teardown removes their namespaces.
+    report.terminated = Some(Terminated {
+        node: dnode.name.clone(),
+        blackholed,
+        blackholed_seconds,
+        probes,
+        answered,
+        replaced_by: succ.name.clone(),
+        replaced_reachable,
+        replaced_seconds: first.map(|f| f.duration_since(created).as_secs_f64()),
+        answered_by_old: by_old + accepted(&ups[dead]).saturating_sub(accepted_before),
+    });
     if let Some(fo) = failover.as_mut() {
         report.probes_lost = fo.probes_lost;
         fo.landed = landed.is_some();
@@ -704,6 +693,117 @@ pub fn run(ctx: &Ctx, lab: &mut Lab) -> anyhow::Result<DatapathReport> {
     }
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// Connections a node's pods accepted so far.
+fn accepted(up: &NodeUp) -> u64 {
+    (up.servers.iter())
+        .map(|s| s.accepted.load(Ordering::Relaxed))
+        .sum()
+}
+
+/// Every address probed at once from `from`, an echo and a TCP connect each with 1 s to
+/// answer: (probes, answered). At once, so paths that must be dead cost one timeout, not
+/// one per probe.
+fn probe_all(from: &Ns, targets: &[Ipv4Addr], id: u16) -> anyhow::Result<(u64, u64)> {
+    const WAIT: Duration = Duration::from_secs(1);
+    let mut handles: Vec<JoinHandle<anyhow::Result<bool>>> = Vec::new();
+    for (k, &ip) in targets.iter().enumerate() {
+        let id = id + k as u16;
+        handles.push(from.thread(move || Ok(Icmp::open(id)?.ping(ip, 1, WAIT)))?);
+        handles.push(from.thread(move || Ok(probe::tcp_read(ip, POD_PORT, WAIT).is_some()))?);
+    }
+    let probes = handles.len() as u64;
+    let mut answered = 0;
+    for h in handles {
+        let got = (h.join()).map_err(|_| anyhow::anyhow!("a probe thread panicked"))??;
+        answered += u64::from(got);
+    }
+    Ok((probes, answered))
+}
+
+/// What a node joining after the others needs: where its installer and pod servers go.
+struct Late<'a> {
+    ctx: &'a Ctx,
+    topo: &'a Topology,
+    paths: &'a [Paths],
+    deadline: Instant,
+    installers: &'a mut Vec<Installer>,
+    threads: &'a mut Vec<JoinHandle<()>>,
+    threads_stop: &'a Arc<AtomicBool>,
+}
+
+impl Late<'_> {
+    /// A new machine, its Node with its podCIDR, the installer, the pods with their servers.
+    /// Returns when the Node was created and the pods' (address, name).
+    fn join(&mut self, n: &LabNode) -> anyhow::Result<(Instant, Vec<(Ipv4Addr, String)>)> {
+        let ctx = self.ctx;
+        let i = n.index;
+        let provider = ctx.cloud.add_node(n)?;
+        ctx.kube
+            .upsert_node(node_object(n, &provider))
+            .map_err(|e| anyhow::anyhow!("creating Node {}: {e:?}", n.name))?;
+        let created = Instant::now();
+        let p = &self.paths[i];
+        let node_ns = &self.topo.nodes[i];
+        self.installers
+            .push(Installer::start(node_ns, n, p, &ctx.plugin)?);
+        let mut list = None;
+        ctx.wait(self.deadline, Duration::from_millis(50), || {
+            list = node::conflist(p);
+            Ok(list.is_some())
+        })?;
+        let list = list.with_context(|| format!("{}: no conflist in time", n.name))?;
+        let mut pods = Vec::new();
+        for k in 0..ctx.plan.pods_per_node {
+            let name = pod_name(n, k);
+            let ns = self.topo.pods[i][k as usize].clone();
+            let pod = node::add(node_ns, p, &list, &name, ns.clone())?;
+            let answer = Answer::Name(name.clone());
+            let (_server, t) = Server::start(&ns, POD_PORT, answer, self.threads_stop.clone())?;
+            self.threads.push(t);
+            pods.push((pod.ip, name));
+        }
+        Ok((created, pods))
+    }
+
+    /// Connects from `from` to each of `want` (address → the name its new pod answers with)
+    /// until every one answered under its own name: (the first such answer, all answered,
+    /// answers under one of `old` instead). At least 5 s, even past the run's deadline.
+    fn reach(
+        &self,
+        from: &Ns,
+        want: &[(Ipv4Addr, String)],
+        old: Vec<String>,
+    ) -> anyhow::Result<(Option<Instant>, bool, u64)> {
+        let stop = self.ctx.stop.clone();
+        let deadline = self.deadline.max(Instant::now() + Duration::from_secs(5));
+        let want = want.to_vec();
+        from.thread(move || {
+            let mut first = None;
+            let mut done = vec![false; want.len()];
+            let mut by_old = 0u64;
+            while !done.iter().all(|d| *d)
+                && Instant::now() < deadline
+                && !stop.load(Ordering::Relaxed)
+            {
+                for (k, (ip, name)) in want.iter().enumerate() {
+                    match probe::tcp_read(*ip, POD_PORT, Duration::from_millis(500)) {
+                        Some(got) if got == *name => {
+                            first.get_or_insert_with(Instant::now);
+                            done[k] = true;
+                        }
+                        Some(got) if old.contains(&got) => by_old += 1,
+                        _ => {}
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            (first, done.iter().all(|d| *d), by_old)
+        })?
+        .join()
+        .map_err(|_| anyhow::anyhow!("the probe of a new node panicked"))
+    }
 }
 
 /// Lost probes, told with what the fabric did around them (stderr; the JSON stays data).
