@@ -1,8 +1,9 @@
 //! `simulate --datapath` end to end: real network namespaces, the real installer and plugin,
 //! real controller replicas against the mock clouds. Three nodes over two subnets, two pods
-//! each: every pair reachable, a node removed and its podCIDR reused, a leader killed (or
-//! paused) with no continuous probe lost, nothing left behind. Bad input exits 2 and leaves
-//! nothing either.
+//! each: every pair reachable, a node removed and its podCIDR reused, another node's
+//! machine terminated under its listed Node (blackholed, unreachable, its podCIDR reused),
+//! a leader killed (or paused) with no continuous probe lost, nothing left behind. Bad
+//! input exits 2 and leaves nothing either.
 //!
 //! The lab needs root (network namespaces). Without it these tests skip loudly, and fail
 //! under CNI_CLOUD_REQUIRE_ALL=1.
@@ -146,6 +147,26 @@ fn passes_everything(cloud: &str, blow: &[&str]) {
     assert_eq!(
         r["reuse"]["answered_by_old"], 0,
         "the old node answered: {r}"
+    );
+    // A machine terminated under its listed Node: the middle node (3 nodes: the last is
+    // the removed one). Its namespace and pods still run; only the fabric can stop them.
+    let t = &r["terminated"];
+    assert_eq!(t["node"], "lab-node-001", "{r}");
+    assert_eq!(t["blackholed"], true, "not a blackhole in every table: {r}");
+    let bh = t["blackholed_seconds"].as_f64().unwrap_or(f64::NAN);
+    // The cloud shows the dead target at once; the fabric polls it every 50 ms.
+    assert!((0.0..2.0).contains(&bh), "blackholed after {bh} s: {r}");
+    assert_eq!(
+        t["probes"], 4,
+        "an echo and a connect to each of 2 pods: {r}"
+    );
+    assert_eq!(t["answered"], 0, "a dead machine still reached: {r}");
+    assert_eq!(t["replaced_by"], "lab-node-001-new", "{r}");
+    assert_eq!(t["replaced_reachable"], true, "{r}");
+    assert!(t["replaced_seconds"].as_f64().unwrap() > 0.0, "{r}");
+    assert_eq!(
+        t["answered_by_old"], 0,
+        "the dead machine's pods answered for the new node: {r}"
     );
     let f = &r["failover"];
     assert_eq!(f["landed"], true, "the blow never landed: {r}");
