@@ -489,9 +489,7 @@ fn aws_terminated_instances_podcidrs_are_routed_to_their_new_nodes() {
     assert_eq!(u(e, "routes_blackholed"), 6, "{r}");
     assert_eq!(e["converged"], true, "{r}");
     // The final fabric: every podCIDR routed to its current node, no blackhole left.
-    assert_eq!(u(&r, "routes_wrong"), 0, "{r}");
-    assert_eq!(u(&r, "routes_present"), u(&r, "routes_expected"), "{r}");
-    assert_eq!(u(&r, "routes_expected"), 2 * 30 - 1, "{r}");
+    assert_two_tables_of_30_nodes_routed(&r);
     // Each dead route replaced once, plus at most the new nodes' forwarding switch: the
     // dead target still cached is never written again.
     assert!(u(e, "mutating_calls") >= 6, "each dead route replaced: {r}");
@@ -517,14 +515,20 @@ fn aws_lost_table_is_left_alone_and_the_others_keep_converging() {
     // The 30 node routes and 3 foreign routes it held, and its local route.
     assert_eq!(u(e, "lost_table_routes"), 34, "{r}");
     assert_eq!(e["converged"], true, "{r}");
-    // Two tables left, node 1's podCIDR held by a foreign route in the first.
-    assert_eq!(u(&r, "routes_expected"), 2 * 30 - 1, "{r}");
-    assert_eq!(u(&r, "routes_present"), u(&r, "routes_expected"), "{r}");
-    assert_eq!(u(&r, "routes_wrong"), 0, "{r}");
+    // Two tables left.
+    assert_two_tables_of_30_nodes_routed(&r);
     // Every route of the lost table, the controller's own included, is foreign now.
     assert_eq!(u(&r, "foreign_routes_touched"), 0, "{r}");
     assert_eq!(u(&r, "foreign_routes"), 6 + 34, "{r}");
     assert_steady_state_lists_the_tables_left(&r);
+}
+
+/// The final fabric of [`cloud_events`] with two tables: every node's route in both, right,
+/// but where a foreign route holds node 1's podCIDR in the first.
+fn assert_two_tables_of_30_nodes_routed(r: &Value) {
+    assert_eq!(u(r, "routes_expected"), 2 * 30 - 1, "{r}");
+    assert_eq!(u(r, "routes_present"), u(r, "routes_expected"), "{r}");
+    assert_eq!(u(r, "routes_wrong"), 0, "{r}");
 }
 
 /// After `--lose-table`, the steady-state pass manages and lists the two tables left only.
@@ -546,9 +550,7 @@ fn azure_terminated_vms_podcidrs_are_routed_to_their_new_nodes() {
     assert_eq!(u(e, "routes_blackholed"), 6, "{r}");
     assert_eq!(e["converged"], true, "{r}");
     // The final fabric: every podCIDR routed to its current node's NIC, none to a dead one.
-    assert_eq!(u(&r, "routes_wrong"), 0, "{r}");
-    assert_eq!(u(&r, "routes_present"), u(&r, "routes_expected"), "{r}");
-    assert_eq!(u(&r, "routes_expected"), 2 * 30 - 1, "{r}");
+    assert_two_tables_of_30_nodes_routed(&r);
     // One PUT per table carries its three replacements, plus at most the new nodes'
     // forwarding switch: a table written again (a dead address rewritten) is one too many.
     assert!(u(e, "mutating_calls") >= 2, "each table rewritten: {r}");
@@ -575,10 +577,8 @@ fn azure_lost_table_stays_deleted_and_the_others_keep_converging() {
     // The 30 node routes and 3 foreign routes it held.
     assert_eq!(u(e, "lost_table_routes"), 33, "{r}");
     assert_eq!(e["converged"], true, "{r}");
-    // Two tables left, node 1's podCIDR held by a foreign route in the first.
-    assert_eq!(u(&r, "routes_expected"), 2 * 30 - 1, "{r}");
-    assert_eq!(u(&r, "routes_present"), u(&r, "routes_expected"), "{r}");
-    assert_eq!(u(&r, "routes_wrong"), 0, "{r}");
+    // Two tables left.
+    assert_two_tables_of_30_nodes_routed(&r);
     // The deleted table's foreign routes went with it; had it been written back, its routes
     // would count as touched.
     assert_eq!(u(&r, "foreign_routes"), 6, "{r}");

@@ -96,3 +96,15 @@ impl fmt::Display for CloudError {
         Ok(())
     }
 }
+
+/// An error and its sources, one line (hyper's top-level text alone says little).
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

@@ -335,7 +335,7 @@ impl ArmClient {
             Ok(Err(e)) => Err(CloudError::new(
                 ErrorKind::Transient,
                 "Connection",
-                error_chain(e.as_ref()),
+                crate::error::error_chain(e.as_ref()),
             )),
             Err(_) => Err(CloudError::new(
                 ErrorKind::Transient,
@@ -584,18 +584,6 @@ impl ArmClient {
             Some(_) => Poll::Running(None),
         })
     }
-}
-
-/// An error and its sources, one line (hyper's top-level text alone says little).
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// A write followed to the write fence: accepted, its outcome unknown.

@@ -124,10 +124,6 @@ pub fn spawn(
         ])
         .env("CNI_CLOUD_CLUSTER_NAME", "sim")
         .env("CNI_CLOUD_CLUSTER_CIDRS", "100.64.0.0/10,fd00:10:244::/48")
-        .env(
-            "CNI_CLOUD_ROUTE_LIMIT",
-            args.route_limit.unwrap_or(1000).to_string(),
-        )
         .env("CNI_CLOUD_TIME_SCALE", args.time_scale.to_string())
         .envs(cloud_env.iter().map(|(k, v)| (k, v)));
     let child = quiet_child(&mut command)
