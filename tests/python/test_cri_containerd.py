@@ -384,7 +384,19 @@ class Cri:
         return self.status(sid)[1]["pid"]
 
     def remove(self, sid):
-        self.rt.StopPodSandbox(self.pb.StopPodSandboxRequest(pod_sandbox_id=sid), timeout=60)
+        # As the kubelet does: a failed StopPodSandbox is tried again on the next sync. With
+        # the sandbox process killed behind its back, containerd 1.6's first kill can fail
+        # with "ttrpc: closed" while the shim goes away; the next one succeeds.
+        import grpc
+
+        for attempt in range(5):
+            try:
+                self.rt.StopPodSandbox(self.pb.StopPodSandboxRequest(pod_sandbox_id=sid), timeout=60)
+                break
+            except grpc.RpcError:
+                if attempt == 4:
+                    raise
+                time.sleep(1.0)
         self.rt.RemovePodSandbox(self.pb.RemovePodSandboxRequest(pod_sandbox_id=sid), timeout=60)
 
     def sandboxes(self):
